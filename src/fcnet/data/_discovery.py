@@ -1,0 +1,166 @@
+"""Where data sets are looked for, and how missing files are downloaded.
+
+Search order (the first folder holding every needed file wins):
+
+1. an explicit ``root`` argument: the only place looked at when given (a wrong
+   ``root`` must fail loudly rather than silently pick up other data);
+2. the ``FCNET_DATA_DIR`` environment variable;
+3. the user cache folder, ``$XDG_CACHE_HOME/fcnet/<dataset>`` or
+   ``~/.cache/fcnet/<dataset>``, where downloads go;
+4. system folders such as ``/usr/share/datasets/fashion-mnist`` (Debian's
+   ``dataset-fashion-mnist`` package);
+5. a download from the mirrors into the cache folder (or into ``root``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "Candidate",
+    "atomic_write",
+    "download",
+    "find_file",
+    "user_cache_dir",
+]
+
+#: Environment variable naming a folder of data sets.
+DATA_DIR_ENV = "FCNET_DATA_DIR"
+
+#: Seconds without progress before a download from one mirror is abandoned.
+DOWNLOAD_TIMEOUT = 60.0
+
+
+def user_cache_dir() -> Path:
+    """The fcnet user cache folder: ``$XDG_CACHE_HOME/fcnet`` or ``~/.cache/fcnet``.
+
+    Per the XDG base-directory spec a relative ``XDG_CACHE_HOME`` is ignored.
+    """
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "fcnet"
+
+
+@dataclass
+class Candidate:
+    """A folder that may hold a data set, and why it is looked at."""
+
+    path: Path
+    origin: str
+    missing: list[str] = field(default_factory=list)
+
+
+def find_file(folder: Path, name: str) -> Path | None:
+    """Returns ``folder/name`` or ``folder/name.gz``, the uncompressed one first."""
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def atomic_write(
+    path: Path, write: Callable[[BinaryIO], None], check: Callable[[], None] | None = None
+) -> None:
+    """Writes a file so that readers see either the old or the complete new file.
+
+    ``write`` gets a binary file object; the data goes to a temporary file in the same
+    folder, is fsynced, then renamed over ``path`` (and the folder entry fsynced), so a
+    crash never leaves a truncated file under the real name. ``check``, when given, runs
+    between the write and the rename; if it raises, the temporary file is removed and
+    ``path`` is left as it was.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        if check is not None:
+            check()
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable; not possible on every platform/filesystem.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class _BadDownload(Exception):
+    pass
+
+
+def download(
+    filename: str,
+    mirrors: Sequence[str],
+    folder: Path,
+    *,
+    md5: str | None = None,
+    timeout: float = DOWNLOAD_TIMEOUT,
+) -> Path:
+    """Downloads ``filename`` from the first mirror that serves it, atomically.
+
+    Each mirror is tried in order; a mirror whose file does not match ``md5`` (when
+    given) counts as failed and the next one is tried. The file takes its real name
+    only once complete and checked.
+
+    Args:
+        filename: The file name, appended to each mirror URL.
+        mirrors: Base URLs, each ending in ``/``.
+        folder: Where to save the file.
+        md5: The published md5 of the file, or None.
+        timeout: Seconds without progress before a mirror is abandoned.
+
+    Returns:
+        The path of the downloaded file.
+
+    Raises:
+        ConnectionError: No mirror served a good copy; the message lists each mirror's
+            failure.
+    """
+    target = folder / filename
+    failures: list[str] = []
+    for mirror in mirrors:
+        url = mirror + filename
+        digest = hashlib.md5(usedforsecurity=False)
+
+        def write(f: BinaryIO, url: str = url, digest=digest) -> None:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                while chunk := response.read(1 << 20):
+                    digest.update(chunk)
+                    f.write(chunk)
+
+        def check(digest=digest) -> None:
+            if md5 is not None and digest.hexdigest() != md5:
+                raise _BadDownload(f"md5 {digest.hexdigest()}, expected {md5}")
+
+        try:
+            atomic_write(target, write, check)
+            return target
+        except (OSError, _BadDownload) as exc:  # urllib's URLError/HTTPError are OSErrors
+            failures.append(f"{url}: {exc}")
+    tried = "; ".join(failures) if failures else "no mirror configured"
+    raise ConnectionError(f"could not download {filename}: {tried}")
