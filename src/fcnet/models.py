@@ -242,7 +242,7 @@ class MLP(nn.Sequential):
         layers["input"] = InputAdapter(spec.in_features, mean, std)
         hidden = spec.sizes[1:-1]
         prev = spec.in_features
-        for i, (width, p) in enumerate(zip(hidden, spec.dropout), start=1):
+        for i, (width, p) in enumerate(zip(hidden, spec.dropout, strict=True), start=1):
             layers[f"hidden{i}"] = nn.Linear(prev, width)
             if spec.norm == "batch":
                 layers[f"norm{i}"] = nn.BatchNorm1d(width)
