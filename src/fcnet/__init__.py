@@ -1,3 +1,50 @@
-"""fcnet: fully-connected classifiers on PyTorch."""
+"""fcnet: fully-connected (MLP) classifiers on PyTorch.
+
+>>> from fcnet import build_mlp, Trainer, EarlyStopping
+"""
+
+from fcnet.callbacks import (
+    Callback,
+    EarlyStopping,
+    EpochLogger,
+    HistoryLogger,
+    ModelCheckpoint,
+    ProgressBar,
+)
+from fcnet.checkpoint import load_model, save_model
+from fcnet.exceptions import (
+    CheckpointError,
+    DatasetError,
+    DatasetFormatError,
+    DatasetIntegrityError,
+    FcnetError,
+    NonFiniteLossError,
+)
+from fcnet.history import History
+from fcnet.models import MLP, MLPSpec, build_mlp
+from fcnet.trainer import Trainer
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "build_mlp",
+    "MLP",
+    "MLPSpec",
+    "Trainer",
+    "History",
+    "Callback",
+    "EarlyStopping",
+    "EpochLogger",
+    "HistoryLogger",
+    "ProgressBar",
+    "ModelCheckpoint",
+    "save_model",
+    "load_model",
+    "FcnetError",
+    "DatasetError",
+    "DatasetFormatError",
+    "DatasetIntegrityError",
+    "CheckpointError",
+    "NonFiniteLossError",
+]

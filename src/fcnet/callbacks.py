@@ -1,0 +1,547 @@
+"""Callbacks: hooks into the training loop of :class:`fcnet.Trainer`.
+
+Every hook is called from one place in the Trainer, in the order the callbacks
+were given. A callback's constructor only stores its arguments; learned state is
+reset in :meth:`Callback.on_train_begin`, so one instance can serve several fits.
+To stop training, a callback sets ``trainer.should_stop = True``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import secrets
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import torch
+
+from fcnet._io import atomic_write_text
+
+if TYPE_CHECKING:
+    from fcnet.trainer import Trainer
+
+__all__ = [
+    "Callback",
+    "EarlyStopping",
+    "ProgressBar",
+    "EpochLogger",
+    "HistoryLogger",
+    "ModelCheckpoint",
+]
+
+
+class Callback:
+    """Base class with empty hooks; override the ones you need.
+
+    ``logs`` passed to :meth:`on_epoch_end` is the epoch's dict, the same object that
+    is appended to the history, so a callback may add keys to it. ``logs`` passed
+    to :meth:`on_batch_end` holds ``batch`` (index within the epoch), ``size``
+    (samples) and ``loss`` (a 0-d tensor on the training device; call ``.item()``
+    only when needed, since it waits for the device).
+
+    Callbacks that learn state during training implement :meth:`state_dict` and
+    :meth:`load_state_dict` so that checkpoints can save and resume them.
+    """
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        """Called once at the start of :meth:`Trainer.fit` (also when resuming)."""
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        """Called once when fit ends: finished, stopped early or interrupted."""
+
+    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
+        """Called before the first batch of ``epoch`` (counted from 1)."""
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        """Called after validation of ``epoch``, with that epoch's history entry."""
+
+    def on_batch_begin(self, trainer: Trainer, batch: int) -> None:
+        """Called before the optimisation step on ``batch`` (index within the epoch)."""
+
+    def on_batch_end(self, trainer: Trainer, batch: int, logs: dict[str, Any]) -> None:
+        """Called after the optimisation step on ``batch``."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the learned state to checkpoint (JSON values and tensors only)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the state returned by :meth:`state_dict`."""
+
+
+def _check_nonneg_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return value
+
+
+class EarlyStopping(Callback):
+    """Stop when a monitored metric has stopped improving.
+
+    Args:
+        monitor: History key to watch, e.g. ``"val_loss"`` or ``"val_accuracy"``.
+        patience: Epochs without improvement to wait before stopping. With
+            ``patience=0`` training stops at the first epoch that does not improve.
+        min_delta: Smallest change that counts as an improvement.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (``"max"`` when the name contains
+            "acc", else ``"min"``).
+        restore_best: At the end of training, put back the weights of the best epoch.
+
+    When it stops training it records ``stop_reason`` and ``stopped_epoch`` in
+    ``history.meta`` and ``stopped_early: True`` in the last epoch's entry; it also
+    records ``best_epoch`` and the best score there.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 5,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best: bool = True,
+    ) -> None:
+        if not isinstance(monitor, str) or not monitor:
+            raise TypeError(f"monitor must be a non-empty str, got {monitor!r}")
+        self.patience = _check_nonneg_int("patience", patience)
+        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)):
+            raise TypeError(f"min_delta must be a number, got {min_delta!r}")
+        if not (min_delta >= 0 and math.isfinite(min_delta)):
+            raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be one of 'auto', 'min', 'max', got {mode!r}")
+        self.monitor = monitor
+        self.min_delta = float(min_delta)
+        self.mode = mode
+        self.restore_best = bool(restore_best)
+
+    @property
+    def resolved_mode(self) -> str:
+        """``"min"`` or ``"max"``: :attr:`mode` with ``"auto"`` decided from the name."""
+        if self.mode != "auto":
+            return self.mode
+        return "max" if "acc" in self.monitor else "min"
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        """Reset the state, and check that the monitored value will exist."""
+        if self.monitor.startswith("val_") and not trainer.has_validation:
+            raise ValueError(
+                f"EarlyStopping monitors {self.monitor!r} but fit() got no validation data; "
+                f"pass val= or monitor a training metric such as 'train_loss'"
+            )
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.wait = 0
+        self.stopped_epoch: int | None = None
+        self.best_weights: dict[str, torch.Tensor] | None = None
+
+    def _improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        if self.resolved_mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        """Compare the monitored value with the best so far; stop after ``patience``."""
+        if self.monitor not in logs:
+            raise ValueError(
+                f"EarlyStopping monitors {self.monitor!r}, which is not in the epoch's "
+                f"logs; available: {sorted(logs)}"
+            )
+        value = float(logs[self.monitor])
+        if math.isfinite(value) and self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best:
+                self.best_weights = {
+                    k: v.detach().clone() for k, v in trainer.model.state_dict().items()
+                }
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.stopped_epoch = epoch
+            trainer.should_stop = True
+            reason = (
+                f"{self.monitor} did not improve for {self.wait} epochs "
+                f"(best {self.best:.6g} at epoch {self.best_epoch})"
+                if self.best is not None
+                else f"{self.monitor} was never finite"
+            )
+            logs["stopped_early"] = True
+            trainer.history.meta.update(
+                stop_reason=reason,
+                stopped_epoch=epoch,
+                best_epoch=self.best_epoch,
+                best_score=self.best,
+                monitor=self.monitor,
+            )
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        """Restore the best weights when asked to."""
+        if self.restore_best and self.best_weights is not None:
+            trainer.model.load_state_dict(self.best_weights)
+            trainer.history.meta["restored_best_epoch"] = self.best_epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        """Counter, best score and epoch, and the best weights (as tensors)."""
+        return {
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "stopped_epoch": self.stopped_epoch,
+            "best_weights": self.best_weights,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.best = state["best"]
+        self.best_epoch = state["best_epoch"]
+        self.wait = state["wait"]
+        self.stopped_epoch = state["stopped_epoch"]
+        self.best_weights = state["best_weights"]
+
+
+def _format_logs(logs: dict[str, Any]) -> str:
+    parts = []
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"):
+        value = logs.get(key)
+        if isinstance(value, float):
+            fmt = ".2e" if key == "lr" else (".1f" if key == "seconds" else ".4f")
+            parts.append(f"{key}={value:{fmt}}")
+    return " ".join(parts)
+
+
+class EpochLogger(Callback):
+    """Print one line per epoch: ``epoch 3/25 train_loss=0.41 ... val_accuracy=0.86``.
+
+    Args:
+        file: Where to write; standard output by default.
+    """
+
+    def __init__(self, file: TextIO | None = None) -> None:
+        self.file = file
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        """Print the epoch's metrics."""
+        out = self.file or sys.stdout
+        print(f"epoch {epoch}/{trainer.epochs} {_format_logs(logs)}", file=out, flush=True)
+
+
+class ProgressBar(Callback):
+    """A live progress bar per epoch with batch progress and running metrics.
+
+    It draws only when the output is a terminal (or when ``enabled=True``), so logs
+    and CI output stay clean; each finished epoch leaves one summary line.
+
+    Args:
+        file: Where to draw; standard error by default.
+        enabled: ``None`` draws only on a terminal; ``True``/``False`` force it.
+        refresh_seconds: Minimum time between redraws. Each redraw reads the running
+            loss from the device, so it is kept rare.
+    """
+
+    def __init__(
+        self, file: TextIO | None = None, enabled: bool | None = None, refresh_seconds: float = 0.2
+    ) -> None:
+        self.file = file
+        self.enabled = enabled
+        self.refresh_seconds = refresh_seconds
+
+    def _active(self) -> bool:
+        out = self.file or sys.stderr
+        if self.enabled is not None:
+            return self.enabled
+        isatty = getattr(out, "isatty", None)
+        return bool(isatty and isatty())
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        """Decide whether to draw at all."""
+        self._on = self._active()
+        # A run resumed mid-epoch gets no on_epoch_begin for that epoch.
+        self.on_epoch_begin(trainer, trainer.epoch + 1)
+
+    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
+        """Reset the running loss and the clock."""
+        self._loss_sum = 0.0
+        self._seen = 0
+        self._last_draw = 0.0
+        self._epoch = epoch
+        self._running: list[torch.Tensor] = []
+
+    def on_batch_end(self, trainer: Trainer, batch: int, logs: dict[str, Any]) -> None:
+        """Redraw the bar at most every ``refresh_seconds``."""
+        if not self._on:
+            return
+        self._running.append(logs["loss"] * logs["size"])
+        self._seen += logs["size"]
+        now = time.monotonic()
+        total = trainer.batches_per_epoch
+        if now - self._last_draw < self.refresh_seconds and batch + 1 < total:
+            return
+        self._last_draw = now
+        self._loss_sum += float(torch.stack(self._running).sum())
+        self._running.clear()
+        width = 30
+        done = int(width * (batch + 1) / max(total, 1))
+        bar = "#" * done + "." * (width - done)
+        out = self.file or sys.stderr
+        out.write(
+            f"\repoch {trainer.epoch + 1}/{trainer.epochs} [{bar}] {batch + 1}/{total} "
+            f"loss={self._loss_sum / max(self._seen, 1):.4f}"
+        )
+        out.flush()
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        """Replace the bar by the epoch's summary line."""
+        if self._on:
+            out = self.file or sys.stderr
+            out.write(f"\r\033[Kepoch {epoch}/{trainer.epochs} {_format_logs(logs)}\n")
+            out.flush()
+
+
+class HistoryLogger(Callback):
+    """Write the history to a CSV or JSON file after every epoch (atomically).
+
+    Args:
+        path: Target file; its suffix (``.csv`` or ``.json``) picks the format.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        suffix = Path(path).suffix.lower()
+        if suffix not in (".csv", ".json"):
+            raise ValueError(f"path must end in .csv or .json, got {str(path)!r}")
+        self.path = Path(path)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        """Rewrite the file with every epoch so far."""
+        self._write(trainer)
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        """Write once more so run-level notes (early stop, interruption) are kept."""
+        self._write(trainer)
+
+    def _write(self, trainer: Trainer) -> None:
+        history = trainer.history
+        if self.path.suffix.lower() == ".json":
+            history.to_json(self.path)
+            return
+        keys: list[str] = []
+        for row in history:
+            keys.extend(k for k in row if k not in keys)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+        atomic_write_text(self.path, buf.getvalue())
+
+
+class ModelCheckpoint(Callback):
+    """Save the full training state, so that a run can resume exactly where it was.
+
+    Each checkpoint is a folder ``dirpath/epochEEEE-batchBBBBBB/`` (``EEEE`` epochs done,
+    ``BBBBBB`` batches done in the next one) with ``state.safetensors``, ``state.json``
+    and, written last, ``manifest.json``; ``dirpath/latest.json`` names the newest one.
+    It holds the weights, optimizer and scheduler state, every callback's
+    :meth:`~Callback.state_dict`, the RNG states, the position, the running epoch sums,
+    the history, the model spec and the data shapes. Resume with
+    ``trainer.fit(train, val, resume_from=dirpath)``; the run then ends with exactly the
+    weights of an uninterrupted one. The format is described in ``docs/checkpoints.rst``.
+
+    Writes are atomic (a hidden temporary folder, fsynced, then renamed), and older
+    checkpoints of the run are pruned only once the new one is on disk, so a crash at any
+    moment leaves the previous checkpoint intact. A checkpoint whose weights hold NaN or
+    infinite values is not written (a ``RuntimeWarning`` says so): the last good one stays.
+
+    A checkpoint is also written when training ends (finished, stopped early or
+    interrupted by Ctrl-C) at a point not yet saved. The Trainer calls this callback after
+    all others in every hook but ``on_train_end``, where it comes first, so it records
+    their updated state and the training weights before ``EarlyStopping`` restores the
+    best ones.
+
+    Args:
+        dirpath: Folder for the checkpoints (created when training starts).
+        every_n_epochs: Save after every ``every_n_epochs``-th epoch.
+        keep_last: How many of this run's checkpoints to keep in ``dirpath``.
+        save_best: Also keep the checkpoint of the best epoch by ``monitor`` in
+            ``dirpath/best/`` (a folder of one checkpoint, loadable by ``resume_from``
+            and by :func:`fcnet.load_model`).
+        monitor: History key that decides the best epoch, e.g. ``"val_loss"``.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (``"max"`` when ``monitor`` contains
+            "acc", else ``"min"``).
+        every_n_batches: Also save every ``every_n_batches`` training steps (counted
+            over the whole run), mid-epoch included; ``None``: only at epoch ends.
+
+    Attributes:
+        best: Best monitored value so far (``None`` before the first epoch).
+        best_epoch: Epoch of :attr:`best`.
+        last_path: Folder of the last checkpoint written (``None`` before the first).
+    """
+
+    def __init__(
+        self,
+        dirpath: str | os.PathLike[str],
+        every_n_epochs: int = 1,
+        keep_last: int = 2,
+        save_best: bool = True,
+        monitor: str = "val_loss",
+        mode: str = "auto",
+        every_n_batches: int | None = None,
+    ) -> None:
+        if isinstance(dirpath, bool) or not isinstance(dirpath, (str, os.PathLike)):
+            raise TypeError(
+                f"dirpath must be a str or os.PathLike folder path, got "
+                f"{type(dirpath).__name__} {dirpath!r}"
+            )
+        if str(dirpath) == "":
+            raise ValueError("dirpath must be a folder path, got ''")
+        self.dirpath = Path(dirpath)
+        self._check_dirpath()
+        self.every_n_epochs = _check_positive(
+            "every_n_epochs", every_n_epochs, "1 saves after every epoch"
+        )
+        self.keep_last = _check_positive("keep_last", keep_last, "1 keeps only the newest")
+        if every_n_batches is not None:
+            every_n_batches = _check_positive(
+                "every_n_batches", every_n_batches, "None saves only at epoch ends"
+            )
+        self.every_n_batches = every_n_batches
+        if not isinstance(save_best, bool):
+            raise TypeError(f"save_best must be True or False, got {save_best!r}")
+        self.save_best = save_best
+        if not isinstance(monitor, str) or not monitor:
+            raise TypeError(f"monitor must be a non-empty str, got {monitor!r}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be one of 'auto', 'min', 'max', got {mode!r}")
+        self.monitor = monitor
+        self.mode = mode
+
+    def _check_dirpath(self) -> None:
+        if self.dirpath.exists() and not self.dirpath.is_dir():
+            raise ValueError(f"dirpath must be a folder, but '{self.dirpath}' is a file")
+
+    @property
+    def resolved_mode(self) -> str:
+        """``"min"`` or ``"max"``: :attr:`mode` with ``"auto"`` decided from the name."""
+        if self.mode != "auto":
+            return self.mode
+        return "max" if "acc" in self.monitor else "min"
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        """Check the folder and the monitored value; start a new run."""
+        self._check_dirpath()
+        if self.save_best and self.monitor.startswith("val_") and not trainer.has_validation:
+            raise ValueError(
+                f"ModelCheckpoint monitors {self.monitor!r} for save_best but fit() got no "
+                f"validation data; pass val=, monitor a training metric such as "
+                f"'train_loss', or set save_best=False"
+            )
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        # A fresh id per run: pruning only ever removes checkpoints of the same run.
+        # Resuming restores the id of the run that wrote the checkpoint.
+        self.run_id = secrets.token_hex(8)
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.last_saved: tuple[int, int] | None = None
+        self.last_path: Path | None = None
+
+    def on_batch_end(self, trainer: Trainer, batch: int, logs: dict[str, Any]) -> None:
+        """Save every ``every_n_batches`` steps."""
+        if self.every_n_batches is None:
+            return
+        step = trainer.epoch * trainer.batches_per_epoch + batch + 1
+        if step % self.every_n_batches == 0:
+            self._save(trainer, regular=True, best=False)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        """Save every ``every_n_epochs`` epochs, and to ``best/`` when the monitor improves."""
+        improved = False
+        if self.save_best:
+            if self.monitor not in logs:
+                raise ValueError(
+                    f"ModelCheckpoint monitors {self.monitor!r}, which is not in the epoch's "
+                    f"logs; available: {sorted(logs)}"
+                )
+            value = logs[self.monitor]
+            improved = isinstance(value, (int, float)) and math.isfinite(value) and (
+                self.best is None
+                or (value < self.best if self.resolved_mode == "min" else value > self.best)
+            )
+        regular = epoch % self.every_n_epochs == 0
+        if regular or improved:
+            self._save(trainer, regular=regular, best=improved,
+                       score=float(logs[self.monitor]) if improved else None)
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        """Save the final or interrupted state unless it was just saved.
+
+        Nothing is saved when fit ends with an error (e.g. a non-finite loss): the last
+        good checkpoint stays the latest.
+        """
+        interrupted = bool(trainer.history.meta.get("interrupted"))
+        finished = trainer.epoch >= trainer.epochs or trainer.should_stop
+        position = (trainer.epoch, trainer._batch_in_epoch)
+        if not (interrupted or finished):
+            return
+        from fcnet.checkpoint import _checkpoint_name
+
+        if position == self.last_saved and (self.dirpath / _checkpoint_name(*position)).is_dir():
+            return
+        self._save(trainer, regular=True, best=False)
+
+    def _save(self, trainer: Trainer, *, regular: bool, best: bool,
+              score: float | None = None) -> None:
+        from fcnet import checkpoint
+
+        epoch, batch = trainer.epoch, trainer._batch_in_epoch
+        bad = checkpoint._first_nonfinite_weight(trainer.model)
+        if bad is not None:
+            warnings.warn(
+                f"ModelCheckpoint: not saving at epoch {epoch}, batch {batch}: the weight "
+                f"{bad!r} holds NaN or infinite values; the last good checkpoint is kept",
+                RuntimeWarning, stacklevel=3,
+            )
+            return
+        if best:
+            self.best, self.best_epoch = score, trainer.epoch
+        if regular:
+            self.last_saved = (epoch, batch)
+        name = checkpoint._checkpoint_name(epoch, batch)
+        files = checkpoint._training_state_files(trainer, self.run_id)
+        if regular:
+            self.last_path = checkpoint._publish_checkpoint(
+                self.dirpath, name, files, self.run_id, self.keep_last
+            )
+        if best:
+            checkpoint._publish_checkpoint(self.dirpath / "best", name, files, self.run_id, 1)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The run id, the best score and epoch, and the last position saved."""
+        return {
+            "run_id": self.run_id,
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "last_saved": None if self.last_saved is None else list(self.last_saved),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.run_id = str(state["run_id"])
+        self.best = state["best"]
+        self.best_epoch = state["best_epoch"]
+        last = state["last_saved"]
+        self.last_saved = None if last is None else (int(last[0]), int(last[1]))
+
+
+def _check_positive(name: str, value: Any, hint: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1 ({hint}), got {value!r}")
+    return value

@@ -1,0 +1,106 @@
+"""History round trips, and the logging callbacks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from fcnet import (
+    EarlyStopping,
+    EpochLogger,
+    History,
+    HistoryLogger,
+    ProgressBar,
+    Trainer,
+    build_mlp,
+)
+
+
+def test_history_column_best_and_json_round_trip(tmp_path):
+    h = History([{"epoch": 1, "train_loss": 0.9, "val_loss": 0.8},
+                 {"epoch": 2, "train_loss": 0.5, "val_loss": float("nan")},
+                 {"epoch": 3, "train_loss": 0.4, "val_loss": 0.7}], meta={"seed": 3})
+    assert h.column("train_loss") == [0.9, 0.5, 0.4]
+    assert h.best("val_loss")["epoch"] == 3
+    with pytest.raises(KeyError, match=r"no epoch in the history has 'val_acc'; available"):
+        h.column("val_acc")
+    path = tmp_path / "h.json"
+    h.to_json(path)
+    json.loads(path.read_text())  # standard JSON: NaN is stored as null
+    back = History.from_json(path)
+    assert back.column("val_loss") == [0.8, None, 0.7]
+    assert back.meta == {"seed": 3} and isinstance(back, list)
+    assert History.from_json(h.to_json())[0] == h[0]
+
+
+def test_history_logger_writes_csv_and_json_each_epoch(tmp_path, blobs):
+    x, y = blobs
+    trainer = Trainer(build_mlp([8, 3]), epochs=3, progress=False,
+                      callbacks=[HistoryLogger(tmp_path / "h.csv"),
+                                 HistoryLogger(tmp_path / "h.json")])
+    trainer.fit((x, y), (x, y))
+    rows = list(csv.DictReader((tmp_path / "h.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert float(rows[-1]["val_accuracy"]) == pytest.approx(trainer.history[-1]["val_accuracy"])
+    assert History.from_json(tmp_path / "h.json") == trainer.history
+    with pytest.raises(ValueError, match=r"path must end in .csv or .json, got 'h.txt'"):
+        HistoryLogger("h.txt")
+
+
+def test_epoch_logger_prints_one_line_per_epoch(blobs):
+    x, y = blobs
+    out = io.StringIO()
+    Trainer(build_mlp([8, 3]), epochs=2, progress=False,
+            callbacks=[EpochLogger(out)]).fit((x, y), (x, y))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("epoch 2/2 train_loss=")
+    assert "val_accuracy=" in lines[1]
+
+
+def test_progress_bar_is_quiet_off_a_terminal_and_draws_when_forced(blobs):
+    x, y = blobs
+    quiet, forced = io.StringIO(), io.StringIO()
+    Trainer(build_mlp([8, 3]), epochs=2,
+            callbacks=[ProgressBar(quiet)]).fit((x, y))
+    Trainer(build_mlp([8, 3]), epochs=2,
+            callbacks=[ProgressBar(forced, enabled=True, refresh_seconds=0)]).fit((x, y))
+    assert quiet.getvalue() == ""
+    text = forced.getvalue()
+    assert "[" in text and "loss=" in text and text.count("\n") == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"patience": -1}, ValueError, r"patience must be >= 0, got -1"),
+        ({"patience": 2.0}, TypeError, r"patience must be an int"),
+        ({"min_delta": -0.1}, ValueError, r"min_delta must be a finite number >= 0"),
+        ({"mode": "up"}, ValueError, r"mode must be one of 'auto', 'min', 'max', got 'up'"),
+        ({"monitor": ""}, TypeError, r"monitor must be a non-empty str"),
+    ],
+)
+def test_early_stopping_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        EarlyStopping(**kwargs)
+
+
+def test_early_stopping_mode_auto_and_unknown_monitor(blobs):
+    assert EarlyStopping("val_accuracy").resolved_mode == "max"
+    assert EarlyStopping("val_loss").resolved_mode == "min"
+    x, y = blobs
+    trainer = Trainer(build_mlp([8, 3]), epochs=2, progress=False,
+                      callbacks=[EarlyStopping("train_f1")])
+    with pytest.raises(ValueError, match=r"monitors 'train_f1', which is not in the epoch's logs"):
+        trainer.fit((x, y))
+
+
+def test_one_early_stopping_instance_serves_two_fits(blobs):
+    x, y = blobs
+    es = EarlyStopping(patience=0)
+    for _ in range(2):
+        trainer = Trainer(build_mlp([8, 3]), lr=0.0, epochs=10, progress=False, callbacks=[es])
+        history = trainer.fit((x, y), (x, y))
+        assert len(history) == 2  # state was reset: the first epoch is the best again
