@@ -104,3 +104,58 @@ def test_one_early_stopping_instance_serves_two_fits(blobs):
         trainer = Trainer(build_mlp([8, 3]), lr=0.0, epochs=10, progress=False, callbacks=[es])
         history = trainer.fit((x, y), (x, y))
         assert len(history) == 2  # state was reset: the first epoch is the best again
+
+
+def test_weight_averaging_matches_a_hand_computed_average(blobs):
+    import torch
+
+    from fcnet import Callback, WeightAveraging
+
+    x, y = blobs
+    seen = []
+
+    class Record(Callback):
+        def on_batch_end(self, trainer, batch, logs):
+            seen.append({k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
+
+    model = build_mlp([8, 16, 3], norm="batch")
+    start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    trainer = Trainer(model, lr=0.05, epochs=2, batch_size=50, progress=False,
+                      callbacks=[Record(), WeightAveraging(decay=0.9)])
+    history = trainer.fit((x, y))
+    expected = {k: v.clone() for k, v in start.items() if v.is_floating_point()}
+    for t, state in enumerate(seen, start=1):
+        decay = min(0.9, (1 + t) / (10 + t))
+        for k in expected:
+            expected[k] = decay * expected[k] + (1 - decay) * state[k]
+    final = trainer.model.state_dict()
+    for k, v in expected.items():
+        torch.testing.assert_close(final[k], v)
+    assert history.meta["weight_averaging"] == {"decay": 0.9, "updates": 12}
+    with pytest.raises(ValueError, match=r"decay must be in \(0, 1\), got 1.0"):
+        WeightAveraging(decay=1.0)
+
+
+def test_weight_averaging_resumes_exactly_from_a_checkpoint(tmp_path, blobs):
+    import torch
+
+    from fcnet import ModelCheckpoint, WeightAveraging
+
+    x, y = blobs
+    torch.manual_seed(0)
+    initial = build_mlp([8, 16, 3])
+
+    def run(resume_from=None):
+        model = build_mlp([8, 16, 3])
+        model.load_state_dict(initial.state_dict())
+        trainer = Trainer(model, lr=0.05, epochs=3, batch_size=50, seed=1, progress=False,
+                          callbacks=[WeightAveraging(decay=0.9),
+                                     ModelCheckpoint(tmp_path / "ck", keep_last=5,
+                                                     save_best=False)])
+        trainer.fit((x, y), resume_from=resume_from)
+        return trainer.model.state_dict()
+
+    full = run()
+    resumed = run(resume_from=tmp_path / "ck" / "epoch0002-batch000000")
+    for k, v in full.items():
+        assert torch.equal(v, resumed[k]), k

@@ -10,6 +10,7 @@ from fcnet.callbacks import (
     HistoryLogger,
     ModelCheckpoint,
     ProgressBar,
+    WeightAveraging,
 )
 from fcnet.checkpoint import load_model, save_model
 from fcnet.exceptions import (
@@ -39,6 +40,7 @@ __all__ = [
     "HistoryLogger",
     "ProgressBar",
     "ModelCheckpoint",
+    "WeightAveraging",
     "save_model",
     "load_model",
     "FcnetError",

@@ -33,6 +33,7 @@ __all__ = [
     "EpochLogger",
     "HistoryLogger",
     "ModelCheckpoint",
+    "WeightAveraging",
 ]
 
 
@@ -340,6 +341,71 @@ class HistoryLogger(Callback):
         writer.writeheader()
         writer.writerows(history)
         atomic_write_text(self.path, buf.getvalue())
+
+
+class WeightAveraging(Callback):
+    """Keep an exponential moving average (EMA) of the weights; use it at the end.
+
+    After every optimisation step, ``avg = decay * avg + (1 - decay) * weights`` for every
+    floating-point parameter and buffer (BatchNorm statistics included). With
+    ``warmup=True`` the decay starts low and rises as ``min(decay, (1 + t) / (10 + t))``
+    after ``t`` steps, so early, poor weights fade out quickly. When training ends
+    (finished, stopped early or interrupted) the averaged weights replace the model's,
+    and ``history.meta["weight_averaging"]`` records it. Validation during training
+    still sees the raw weights.
+
+    Put it before :class:`EarlyStopping` with ``restore_best=True`` only if you want
+    the best raw weights to win: callbacks' ``on_train_end`` run in order.
+
+    Args:
+        decay: Weight of the old average per step, in ``(0, 1)``.
+        warmup: Ramp the decay up over the first steps.
+    """
+
+    def __init__(self, decay: float = 0.999, warmup: bool = True) -> None:
+        if isinstance(decay, bool) or not isinstance(decay, (int, float)):
+            raise TypeError(f"decay must be a number, got {decay!r}")
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"decay must be in (0, 1), got {decay!r}")
+        self.decay = float(decay)
+        self.warmup = bool(warmup)
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        """Start the average from the current weights."""
+        self.updates = 0
+        self.average = {
+            k: v.detach().clone()
+            for k, v in trainer.model.state_dict().items()
+            if v.is_floating_point()
+        }
+
+    def on_batch_end(self, trainer: Trainer, batch: int, logs: dict[str, Any]) -> None:
+        """Fold the new weights into the average (one fused update, no sync)."""
+        self.updates += 1
+        decay = self.decay
+        if self.warmup:
+            decay = min(decay, (1 + self.updates) / (10 + self.updates))
+        state = trainer.model.state_dict()
+        keys = list(self.average)
+        torch._foreach_lerp_(
+            [self.average[k] for k in keys], [state[k].detach() for k in keys], 1.0 - decay
+        )
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        """Load the averaged weights into the model."""
+        if self.updates == 0:
+            return
+        trainer.model.load_state_dict(self.average, strict=False)
+        trainer.history.meta["weight_averaging"] = {"decay": self.decay, "updates": self.updates}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The average and the step count."""
+        return {"updates": self.updates, "average": self.average}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.updates = int(state["updates"])
+        self.average = state["average"]
 
 
 class ModelCheckpoint(Callback):
