@@ -552,7 +552,9 @@ class Trainer:
             self.scheduler.step()
         loss = loss.detach()
         n = len(yb)
-        self._acc["loss"] += loss * n
+        # add_ with alpha: one small op instead of three (mul, dtype copy, add); each costs
+        # ~10-20 us on a small CPU, where a whole step of the baseline MLP is ~2 ms.
+        self._acc["loss"].add_(loss, alpha=n)
         self._acc["correct"] += (out.detach().argmax(1) == yb).sum()
         self._acc["seen"] += n
         return loss
