@@ -1,0 +1,147 @@
+"""Smoke tests of the benchmarks: each module imports and its cheapest piece runs.
+
+The benchmarks live outside the package (``benchmarks/``), so nothing else would notice
+when an API change breaks them. Everything here runs on tiny fake IDX files in
+``tmp_path``; the real data set is never read.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fcnet.data import write_idx
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture()
+def bench(monkeypatch):
+    """Import a benchmark module by name, with ``benchmarks/`` on ``sys.path``."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    threads = torch.get_num_threads()
+    yield importlib.import_module
+    torch.set_num_threads(threads)  # the benchmarks set the thread count
+
+
+@pytest.fixture()
+def fake_idx(tmp_path):
+    """A folder with the four Fashion-MNIST .gz files, 200 train and 50 test images."""
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 200), ("t10k", 50)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return tmp_path
+
+
+def test_common_table_json_and_machine_facts(bench, tmp_path):
+    common = bench("_common")
+    table = common.format_table([{"a": 1.23456, "b": None}], [("a", "alpha", ".2f"),
+                                                               ("b", "beta", "d")])
+    assert table.splitlines()[0].split() == ["alpha", "beta"]
+    assert table.splitlines()[2].split() == ["1.23", "-"]
+    path = common.write_result("x", {"value": float("nan"), "t": (1, 2)},
+                               out=tmp_path / "x.json")
+    data = json.loads(path.read_text())
+    assert data["results"] == {"value": "nan", "t": [1, 2]}
+    assert data["machine"]["torch"] == torch.__version__
+    assert len(data["load_average_at_end"]) == 3
+    assert common.summarize([3.0, 1.0, 2.0]) == {"min": 1.0, "median": 2.0, "max": 3.0,
+                                                 "n": 3}
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        common.set_threads(0)
+
+
+def test_notebook_model_reproduces_the_duplicated_key(bench):
+    common = bench("_common")
+    as_run = common.notebook_model(as_run=True)
+    intended = common.notebook_model(as_run=False)
+    assert sum(isinstance(m, torch.nn.Dropout) for m in as_run) == 1
+    assert sum(isinstance(m, torch.nn.Dropout) for m in intended) == 2
+    assert as_run(torch.zeros(3, 784)).shape == (3, 10)
+
+
+def test_torchvision_root_needs_all_files(bench, tmp_path):
+    common = bench("_common")
+    with (pytest.raises(FileNotFoundError, match="lacks train-images-idx3-ubyte.gz"),
+          common.torchvision_root(tmp_path)):
+        pass
+
+
+def test_vs_notebook_alternates_epochs(bench, fake_idx):
+    result = bench("bench_vs_notebook").compare(fake_idx, rounds=1, seed=0)
+    (row,) = result["rounds"]
+    assert result["train_samples"] == 160 and result["val_samples"] == 40
+    assert row["notebook_wall"] > 0 and row["fcnet_wall"] > 0
+    assert row["speedup_wall"] == pytest.approx(row["notebook_wall"] / row["fcnet_wall"])
+    assert 0 <= row["notebook_val_accuracy"] <= 1 and 0 <= row["fcnet_val_accuracy"] <= 1
+
+
+def test_time_to_accuracy_stops_at_the_target(bench, fake_idx):
+    common, tta = bench("_common"), bench("bench_time_to_accuracy")
+    train, _, test = common.fcnet_data(fake_idx)
+    config = {"batch_size": 32, "lr": 1e-2, "epochs": 3, "scheduler": "onecycle"}
+    hit = tta.fcnet_time_to_accuracy(train, test, config, seed=0, target=0.0)
+    assert hit["reached"] and hit["epoch"] == 1 and hit["epochs_run"] == 1
+    miss = tta.fcnet_time_to_accuracy(train, test, config, seed=0, target=1.01)
+    assert not miss["reached"] and miss["seconds"] is None and miss["epochs_run"] == 3
+    with common.torchvision_root(fake_idx) as root:
+        pipe = common.notebook_pipeline(root, seed=0)
+        nb = tta.notebook_time_to_accuracy(pipe, max_epochs=1, seed=0, target=1.01)
+    assert not nb["reached"] and 0 <= nb["test_accuracy"] <= 1
+
+
+def test_flops_rate_and_peak(bench):
+    flops = bench("bench_flops")
+    row = flops.train_rate(width=16, batch=8, steps=3)
+    assert row["steps_timed"] == 3 and row["parameters"] == 784 * 16 + 16 + 16 * 16 + 16 + 170
+    assert row["flops"] == pytest.approx(6 * row["parameters"] * row["samples_per_second"])
+    assert flops.matmul_peak(64, seconds=0.01) > 0
+    assert flops._steps_for(4096, 4096, 1e9, 1.0) == 3
+    assert flops._steps_for(16, 8, 1e12, 1.0) == 30
+
+
+def test_inference_measures_both_thread_counts(bench, fake_idx):
+    inference = bench("bench_inference")
+    images = torch.randint(0, 256, (50, 28, 28), dtype=torch.uint8)
+    rows = inference.measure([784, 16, 10], images, [1, 2], rounds=1, repeats=1, calls=5)
+    assert [r["threads"] for r in rows] == [1, 2]
+    assert all(r["images_per_second_median"] > 0 and r["latency_calls"] == 5 for r in rows)
+
+
+def test_memory_child_reports_peak_rss(bench, fake_idx):
+    memory = bench("bench_memory")
+    info = memory.child("fcnet", epochs=1, threads=1, source=fake_idx)
+    assert info["peak_rss_bytes"] > 10 * 2**20  # torch alone takes more than that
+    assert 0 <= info["test_accuracy"] <= 1
+    with pytest.raises(ValueError, match="kind must be one of import, fcnet, notebook"):
+        memory.child("gpu", epochs=1, threads=1)
+
+
+def test_step_options_compares_variants(bench):
+    options = bench("bench_step_options")
+    variants = {name: options.VARIANTS[name] for name in ("fused", "single-tensor")}
+    rows = options.compare(variants, batch_size=8, steps=3, rounds=2)
+    assert [r["variant"] for r in rows] == ["fused", "single-tensor"]
+    assert rows[0]["relative_to_fused"] == 1.0 and rows[1]["ms_per_step_median"] > 0
+    assert all(r["rounds"] == 2 for r in rows)
+
+
+@pytest.mark.parametrize("name", ["bench_vs_notebook", "bench_time_to_accuracy",
+                                  "bench_flops", "bench_inference", "bench_memory",
+                                  "bench_step_options"])
+def test_every_benchmark_has_a_quick_option(bench, monkeypatch, capsys, name):
+    module = bench(name)
+    monkeypatch.setattr(sys, "argv", [f"{name}.py", "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        module.main()
+    assert exit_info.value.code == 0
+    assert "--quick" in capsys.readouterr().out
