@@ -9,6 +9,12 @@ import pytest
 import torch
 
 
+def pytest_configure(config):
+    # The suite trains many tiny models; one thread is faster for them on a small CPU
+    # and keeps timings steady when other jobs share the machine.
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _fixed_seeds():
     random.seed(0)
