@@ -159,3 +159,15 @@ def test_weight_averaging_resumes_exactly_from_a_checkpoint(tmp_path, blobs):
     resumed = run(resume_from=tmp_path / "ck" / "epoch0002-batch000000")
     for k, v in full.items():
         assert torch.equal(v, resumed[k]), k
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    import os
+
+    from fcnet._io import atomic_write_text
+
+    atomic_write_text(tmp_path / "a.json", "{}")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]  # no temporary file left
