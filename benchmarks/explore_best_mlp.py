@@ -1,0 +1,332 @@
+"""Explore pure-MLP training recipes for Fashion-MNIST on a small CPU (research for issue 4).
+
+Plain PyTorch, independent of the fcnet Trainer. The whole data set is one tensor, a batch is
+an index slice of a ``randperm`` and augmentation works on whole batches.
+
+Selection is done on a stratified 48,000 / 12,000 split of the training images; the test set
+is only evaluated when ``--test`` is given (finalists only).
+
+Examples::
+
+    python benchmarks/explore_best_mlp.py --widths 1024 1024 1024 --epochs 10
+    python benchmarks/explore_best_mlp.py --throughput --widths 2048 2048 2048
+    python benchmarks/explore_best_mlp.py --widths 1024 1024 1024 --epochs 60 \\
+        --shift 2 --flip --ema 0.999 --tta --test
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gzip
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def load_idx(name: str, offset: int) -> np.ndarray:
+    """Read one gzipped IDX file as a flat uint8 array, skipping its header."""
+    with gzip.open(DATA_DIR / name, "rb") as f:
+        return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
+
+
+def load_data(seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Return float images in [0, 1] (N, 28, 28) and labels for train / val / test."""
+    xtr = load_idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
+    ytr = load_idx("train-labels-idx1-ubyte.gz", 8).astype(np.int64)
+    xte = load_idx("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
+    yte = load_idx("t10k-labels-idx1-ubyte.gz", 8).astype(np.int64)
+    # Stratified 80/20 split: 1,200 validation images per class.
+    rng = np.random.default_rng(seed)
+    val_idx = []
+    for c in range(10):
+        idx = np.flatnonzero(ytr == c)
+        val_idx.append(rng.permutation(idx)[: len(idx) // 5])
+    val_mask = np.zeros(len(ytr), dtype=bool)
+    val_mask[np.concatenate(val_idx)] = True
+
+    def to_t(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(x.astype(np.float32) / 255.0), torch.from_numpy(y)
+
+    return {
+        "train": to_t(xtr[~val_mask], ytr[~val_mask]),
+        "val": to_t(xtr[val_mask], ytr[val_mask]),
+        "test": to_t(xte, yte),
+    }
+
+
+def build(widths: list[int], norm: str, act: str, dropout: float, in_drop: float) -> nn.Module:
+    """Flatten -> [Linear -> norm -> act -> dropout] * len(widths) -> Linear(10)."""
+    acts = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+    layers: list[nn.Module] = [nn.Flatten()]
+    if in_drop > 0:
+        layers.append(nn.Dropout(in_drop))
+    prev = 784
+    for w in widths:
+        # Bias is redundant right before BatchNorm.
+        layers.append(nn.Linear(prev, w, bias=norm != "batch"))
+        if norm == "batch":
+            layers.append(nn.BatchNorm1d(w))
+        elif norm == "layer":
+            layers.append(nn.LayerNorm(w))
+        layers.append(acts[act]())
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        prev = w
+    layers.append(nn.Linear(prev, 10))
+    return nn.Sequential(*layers)
+
+
+def augment(x: torch.Tensor, args: argparse.Namespace, gen: torch.Generator) -> torch.Tensor:
+    """Batch augmentation on (B, 28, 28) images: flip, integer shift, random erasing."""
+    b = x.shape[0]
+    if args.flip:
+        flip = torch.rand(b, generator=gen) < 0.5
+        x = torch.where(flip[:, None, None], x.flip(-1), x)
+    if args.shift > 0:
+        p = args.shift
+        padded = F.pad(x, (p, p, p, p))
+        dy = torch.randint(0, 2 * p + 1, (b,), generator=gen)
+        dx = torch.randint(0, 2 * p + 1, (b,), generator=gen)
+        ar = torch.arange(28)
+        rows = (dy[:, None] + ar)[:, :, None]
+        cols = (dx[:, None] + ar)[:, None, :]
+        x = padded[torch.arange(b)[:, None, None], rows, cols]
+    if args.erase > 0:
+        # One rectangle per chosen image, side lengths 4..12 px, filled with zeros.
+        sel = torch.rand(b, generator=gen) < args.erase
+        h = torch.randint(4, 13, (b,), generator=gen)
+        w = torch.randint(4, 13, (b,), generator=gen)
+        y0 = (torch.rand(b, generator=gen) * (29 - h)).long()
+        x0 = (torch.rand(b, generator=gen) * (29 - w)).long()
+        ar = torch.arange(28)
+        rmask = (ar[None] >= y0[:, None]) & (ar[None] < (y0 + h)[:, None])
+        cmask = (ar[None] >= x0[:, None]) & (ar[None] < (x0 + w)[:, None])
+        mask = rmask[:, :, None] & cmask[:, None, :] & sel[:, None, None]
+        x = x.masked_fill(mask, 0.0)
+    return x
+
+
+def lr_at(step: int, total: int, args: argparse.Namespace) -> float:
+    """One-cycle: linear warm-up then cosine (or linear) decay to lr * final_div."""
+    warm = max(1, int(args.warmup * total))
+    if step < warm:
+        return args.lr * (step + 1) / warm
+    t = (step - warm) / max(1, total - warm)
+    lo = args.lr * args.final_div
+    if args.sched == "linear":
+        return lo + (args.lr - lo) * (1 - t)
+    return lo + (args.lr - lo) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, mean: float, std: float, tta: bool
+) -> tuple[float, float]:
+    """Return (loss, accuracy); with ``tta`` the logits of the image and its flip are averaged."""
+    model.eval()
+    logits = []
+    for i in range(0, len(x), 2000):
+        xb = (x[i : i + 2000] - mean) / std
+        out = model(xb)
+        if tta:
+            out = 0.5 * (out + model(xb.flip(-1)))
+        logits.append(out)
+    out = torch.cat(logits)
+    return F.cross_entropy(out, y).item(), (out.argmax(1) == y).float().mean().item()
+
+
+def throughput(args: argparse.Namespace) -> None:
+    """Print training samples/s (forward + backward + AdamW step) for the configured model."""
+    model = build(args.widths, args.norm, args.act, args.dropout, args.in_drop)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.rand(args.batch_size, 28, 28)
+    y = torch.randint(0, 10, (args.batch_size,))
+    model.train()
+    for n_steps, timed in ((3, False), (args.tp_steps, True)):
+        t0 = time.perf_counter()
+        for _ in range(n_steps):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if timed:
+            dt = time.perf_counter() - t0
+            sps = n_steps * args.batch_size / dt
+            print(
+                f"widths={args.widths} bs={args.batch_size} norm={args.norm} "
+                f"params={sum(p.numel() for p in model.parameters()) / 1e6:.2f}M "
+                f"samples/s={sps:.0f} s/epoch(48k)={48000 / sps:.1f}"
+            )
+
+
+def train(args: argparse.Namespace) -> None:
+    """Train one model with the configured recipe and print per-epoch validation accuracy."""
+    t_start = time.perf_counter()
+    # CPU time is logged next to wall time because the machine is shared; note that it is
+    # inflated too when threads are oversubscribed, so it is no exact quiet-machine proxy.
+    c_start = time.process_time()
+    data = load_data(args.split_seed)
+    xtr, ytr = data["train"]
+    xva, yva = data["val"]
+    mean, std = xtr.mean().item(), xtr.std().item()
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    model = build(args.widths, args.norm, args.act, args.dropout, args.in_drop)
+    # No weight decay on biases and norm parameters.
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.wd}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+        betas=(0.9, args.beta2),
+    )
+    ema = copy.deepcopy(model) if args.ema > 0 else None
+    n = len(xtr)
+    steps_per_epoch = n // args.batch_size  # drop the last partial batch
+    total = steps_per_epoch * args.epochs
+    step = 0
+    best = (0.0, 0)
+    for epoch in range(1, args.epochs + 1):
+        t_ep = time.perf_counter()
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        tot_loss = 0.0
+        for i in range(steps_per_epoch):
+            idx = perm[i * args.batch_size : (i + 1) * args.batch_size]
+            xb, yb = xtr[idx], ytr[idx]
+            aug_on = epoch <= args.epochs - args.clean_epochs
+            if aug_on:
+                xb = augment(xb, args, gen)
+            xb = (xb - mean) / std
+            lam = 1.0
+            if aug_on and args.mixup > 0 and torch.rand(1, generator=gen).item() < args.mix_prob:
+                lam = float(
+                    np.random.default_rng(step + args.seed * 7919).beta(args.mixup, args.mixup)
+                )
+                perm_b = torch.randperm(len(xb), generator=gen)
+                if args.cutmix:
+                    # Box with area fraction 1 - lam, same box for the whole batch.
+                    cut = math.sqrt(1 - lam)
+                    ch, cw = int(28 * cut), int(28 * cut)
+                    cy, cx = np.random.default_rng(step).integers(0, 28, 2)
+                    y0, y1 = max(cy - ch // 2, 0), min(cy + ch // 2, 28)
+                    x0, x1 = max(cx - cw // 2, 0), min(cx + cw // 2, 28)
+                    xb = xb.clone()
+                    xb[:, y0:y1, x0:x1] = xb[perm_b, y0:y1, x0:x1]
+                    lam = 1 - (y1 - y0) * (x1 - x0) / 784
+                else:
+                    xb = lam * xb + (1 - lam) * xb[perm_b]
+                yb2 = yb[perm_b]
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, total, args)
+            out = model(xb)
+            loss = F.cross_entropy(out, yb, label_smoothing=args.ls)
+            if lam < 1.0:
+                loss = lam * loss + (1 - lam) * F.cross_entropy(out, yb2, label_smoothing=args.ls)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            tot_loss += loss.item()
+            if ema is not None and step >= args.ema_start * total:
+                with torch.no_grad():
+                    # Warm-up of the decay so early averages are not dominated by the init.
+                    d = min(args.ema, (1 + step) / (10 + step))
+                    for pe, pm in zip(
+                        ema.state_dict().values(), model.state_dict().values(), strict=True
+                    ):
+                        if pe.dtype.is_floating_point:
+                            pe.mul_(d).add_(pm, alpha=1 - d)
+                        else:
+                            pe.copy_(pm)
+        ep_time = time.perf_counter() - t_ep
+        msg = f"epoch {epoch:3d} loss {tot_loss / steps_per_epoch:.4f} "
+        if epoch % args.eval_every == 0 or epoch == args.epochs:
+            _, acc = evaluate(model, xva, yva, mean, std, args.tta)
+            msg += f"val {acc:.4f} "
+            if ema is not None:
+                _, eacc = evaluate(ema, xva, yva, mean, std, args.tta)
+                msg += f"ema_val {eacc:.4f} "
+                acc = eacc  # the EMA weights are what we would ship
+            best = max(best, (acc, epoch))
+        msg += (
+            f"({ep_time:.1f}s, total {time.perf_counter() - t_start:.0f}s, "
+            f"cpu {time.process_time() - c_start:.0f}s)"
+        )
+        print(msg, flush=True)
+    final = ema if ema is not None else model
+    vloss, vacc = evaluate(final, xva, yva, mean, std, args.tta)
+    wall = time.perf_counter() - t_start
+    cpu = time.process_time() - c_start
+    print(
+        f"FINAL {'ema' if ema is not None else 'model'} val_acc {vacc:.4f} val_loss {vloss:.4f} "
+        f"wall {wall:.0f}s cpu {cpu:.0f}s best_val {best[0]:.4f} at epoch {best[1]}"
+    )
+    if args.tta:
+        _, v_notta = evaluate(final, xva, yva, mean, std, False)
+        print(f"  (val without TTA {v_notta:.4f})")
+    if args.test:
+        xte, yte = data["test"]
+        tloss, tacc = evaluate(final, xte, yte, mean, std, args.tta)
+        print(f"TEST acc {tacc:.4f} loss {tloss:.4f}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the recipe options."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--widths", type=int, nargs="+", default=[1024, 1024, 1024])
+    p.add_argument("--norm", choices=["batch", "layer", "none"], default="batch")
+    p.add_argument("--act", choices=["relu", "gelu", "silu"], default="gelu")
+    p.add_argument("--dropout", type=float, default=0.2, help="after every hidden layer")
+    p.add_argument("--in-drop", type=float, default=0.0, help="dropout on the input pixels")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=256, help="samples per step")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    p.add_argument("--beta2", type=float, default=0.999)
+    p.add_argument("--wd", type=float, default=0.05, help="AdamW decoupled weight decay")
+    p.add_argument("--sched", choices=["cos", "linear"], default="cos")
+    p.add_argument("--warmup", type=float, default=0.1, help="fraction of steps")
+    p.add_argument("--final-div", type=float, default=0.01, help="final lr / peak lr")
+    p.add_argument("--ls", type=float, default=0.1, help="label smoothing")
+    p.add_argument("--flip", action="store_true", help="random horizontal flip")
+    p.add_argument("--shift", type=int, default=0, help="max random shift in px")
+    p.add_argument("--erase", type=float, default=0.0, help="random-erasing probability")
+    p.add_argument("--mixup", type=float, default=0.0, help="Beta(a, a) parameter; 0 = off")
+    p.add_argument("--mix-prob", type=float, default=1.0, help="fraction of batches mixed")
+    p.add_argument("--cutmix", action="store_true", help="cutmix instead of mixup")
+    p.add_argument("--clean-epochs", type=int, default=0, help="last epochs without aug")
+    p.add_argument("--ema", type=float, default=0.0, help="EMA decay per step; 0 = off")
+    p.add_argument("--ema-start", type=float, default=0.0, help="fraction of steps")
+    p.add_argument("--tta", action="store_true", help="average logits with the flipped image")
+    p.add_argument("--eval-every", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--test", action="store_true", help="also report TEST accuracy (finalists)")
+    p.add_argument("--throughput", action="store_true", help="only measure samples/s")
+    p.add_argument("--tp-steps", type=int, default=30)
+    args = p.parse_args(argv)
+    return args
+
+
+def main() -> None:
+    """Entry point."""
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    print(vars(args), flush=True)
+    if args.throughput:
+        throughput(args)
+    else:
+        train(args)
+
+
+if __name__ == "__main__":
+    main()
