@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from fcnet.data._discovery import atomic_write
+from fcnet._io import atomic_write
 
 __all__ = ["CACHE_FORMAT", "array_digest", "load_decoded", "save_decoded"]
 

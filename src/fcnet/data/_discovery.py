@@ -14,20 +14,19 @@ Search order (the first folder holding every needed file wins):
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import tempfile
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from fcnet._io import atomic_write
+
 __all__ = [
     "DATA_DIR_ENV",
     "Candidate",
-    "atomic_write",
     "download",
     "find_file",
     "user_cache_dir",
@@ -65,48 +64,6 @@ def find_file(folder: Path, name: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-def atomic_write(
-    path: Path, write: Callable[[BinaryIO], None], check: Callable[[], None] | None = None
-) -> None:
-    """Writes a file so that readers see either the old or the complete new file.
-
-    ``write`` gets a binary file object; the data goes to a temporary file in the same
-    folder, is fsynced, then renamed over ``path`` (and the folder entry fsynced), so a
-    crash never leaves a truncated file under the real name. ``check``, when given, runs
-    between the write and the rename; if it raises, the temporary file is removed and
-    ``path`` is left as it was.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        if check is not None:
-            check()
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform/filesystem.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class _BadDownload(Exception):
