@@ -169,11 +169,12 @@ def test_early_stopping_stops_after_patience_and_records_why(blobs):
     trainer = Trainer(build_mlp([8, 3]), lr=0.0, epochs=50, progress=False,
                       callbacks=[NeverImproves(), EarlyStopping(patience=3)])
     history = trainer.fit((x, y), (x, y))
-    assert len(history) == 1 + 3 + 1  # the best epoch, `patience` epochs of waiting, then stop
-    assert history.meta["stopped_epoch"] == 5
+    assert len(history) == 1 + 3  # the best epoch, then `patience` epochs without improvement
+    assert history.meta["stopped_epoch"] == 4
     assert history.meta["best_epoch"] == 1
-    assert "did not improve for 4 epochs" in history.meta["stop_reason"]
+    assert "did not improve for 3 epochs" in history.meta["stop_reason"]
     assert history[-1]["stopped_early"] is True
+    assert history[-1]["stop_reason"] == history.meta["stop_reason"]
 
 
 def test_early_stopping_restores_best_weights(blobs):
@@ -188,7 +189,7 @@ def test_early_stopping_restores_best_weights(blobs):
     trainer = Trainer(build_mlp([8, 3]), lr=0.05, epochs=10, progress=False,
                       callbacks=[Snapshot(), EarlyStopping(patience=2, restore_best=True)])
     history = trainer.fit((x, y), (x, y))
-    assert len(history) == 5 and history.meta["restored_best_epoch"] == 2
+    assert len(history) == 4 and history.meta["restored_best_epoch"] == 2
     for k, v in _weights(trainer.model).items():
         assert torch.equal(v, snapshots[2][k]), k
 

@@ -89,16 +89,18 @@ class EarlyStopping(Callback):
 
     Args:
         monitor: History key to watch, e.g. ``"val_loss"`` or ``"val_accuracy"``.
-        patience: Epochs without improvement to wait before stopping. With
-            ``patience=0`` training stops at the first epoch that does not improve.
+        patience: Number of epochs without improvement after which training stops
+            (as in Keras): with ``patience=3``, a run whose best epoch is the first stops
+            after epoch 4. ``0`` and ``1`` both stop at the first epoch that does not
+            improve.
         min_delta: Smallest change that counts as an improvement.
         mode: ``"min"``, ``"max"`` or ``"auto"`` (``"max"`` when the name contains
             "acc", else ``"min"``).
         restore_best: At the end of training, put back the weights of the best epoch.
 
     When it stops training it records ``stop_reason`` and ``stopped_epoch`` in
-    ``history.meta`` and ``stopped_early: True`` in the last epoch's entry; it also
-    records ``best_epoch`` and the best score there.
+    ``history.meta`` (with ``best_epoch`` and ``best_score``), and ``stopped_early: True``
+    and the same ``stop_reason`` in the last epoch's entry.
     """
 
     def __init__(
@@ -166,7 +168,7 @@ class EarlyStopping(Callback):
                 }
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= max(self.patience, 1):
             self.stopped_epoch = epoch
             trainer.should_stop = True
             reason = (
@@ -176,6 +178,7 @@ class EarlyStopping(Callback):
                 else f"{self.monitor} was never finite"
             )
             logs["stopped_early"] = True
+            logs["stop_reason"] = reason
             trainer.history.meta.update(
                 stop_reason=reason,
                 stopped_epoch=epoch,
