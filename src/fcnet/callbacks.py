@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import torch
 
+from fcnet._checks import check_int
 from fcnet._io import atomic_write_text
 
 if TYPE_CHECKING:
@@ -76,14 +77,6 @@ class Callback:
         """Restore the state returned by :meth:`state_dict`."""
 
 
-def _check_nonneg_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return value
-
-
 class EarlyStopping(Callback):
     """Stop when a monitored metric has stopped improving.
 
@@ -113,7 +106,7 @@ class EarlyStopping(Callback):
     ) -> None:
         if not isinstance(monitor, str) or not monitor:
             raise TypeError(f"monitor must be a non-empty str, got {monitor!r}")
-        self.patience = _check_nonneg_int("patience", patience)
+        self.patience = check_int("patience", patience, 0)
         if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)):
             raise TypeError(f"min_delta must be a number, got {min_delta!r}")
         if not (min_delta >= 0 and math.isfinite(min_delta)):

@@ -38,6 +38,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from fcnet._checks import is_int
 from fcnet._io import atomic_write_bytes, atomic_write_text, fsync_dir
 from fcnet.exceptions import CheckpointError
 from fcnet.history import History
@@ -596,10 +597,6 @@ def _need(cond: bool, where: str, what: str) -> None:
         raise CheckpointError(f"{where}: invalid state.json: {what}")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _decode_state(meta: dict[str, Any], tensors: dict[str, torch.Tensor],
                   folder: Path) -> dict[str, Any]:
     where = f"checkpoint '{folder}'"
@@ -607,9 +604,9 @@ def _decode_state(meta: dict[str, Any], tensors: dict[str, torch.Tensor],
                 "rng", "accumulators", "history"):
         _need(key in meta, where, f"no {key!r} entry")
     pos, config = meta["position"], meta["config"]
-    _need(isinstance(pos, dict) and _is_int(pos.get("epoch")) and _is_int(pos.get("batch"))
+    _need(isinstance(pos, dict) and is_int(pos.get("epoch")) and is_int(pos.get("batch"))
           and pos["epoch"] >= 0 and pos["batch"] >= 0, where, f"bad position {pos!r}")
-    _need(_is_int(meta["seed"]) and 0 <= meta["seed"] < 2**63, where, f"bad seed {meta['seed']!r}")
+    _need(is_int(meta["seed"]) and 0 <= meta["seed"] < 2**63, where, f"bad seed {meta['seed']!r}")
     _need(isinstance(config, dict), where, "config is not an object")
     _need(isinstance(meta["data"], dict) and isinstance(meta["data"].get("train"), dict),
           where, "no train data description")
@@ -867,7 +864,7 @@ def _check_fits(trainer: Trainer, state: dict[str, Any], x: torch.Tensor,
     acc = state["accumulators"]
     if not (isinstance(acc, dict) and all(isinstance(acc.get(k), torch.Tensor)
                                           for k in ("loss", "correct"))
-            and _is_int(acc.get("seen")) and isinstance(acc.get("seconds"), (int, float))):
+            and is_int(acc.get("seen")) and isinstance(acc.get("seconds"), (int, float))):
         raise CheckpointError(f"{where}: malformed epoch accumulators {acc!r}")
     _check_rng(state["rng"], where)
 

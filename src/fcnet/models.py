@@ -15,7 +15,6 @@ is part of the model, the preprocessing is saved and restored with the weights.
 from __future__ import annotations
 
 import math
-import numbers
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -23,6 +22,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from fcnet._checks import check_choice, is_int, is_number
 
 __all__ = ["ACTIVATIONS", "NORMS", "OUTPUTS", "InputAdapter", "MLP", "MLPSpec", "build_mlp"]
 
@@ -44,14 +45,6 @@ NORMS: tuple[str | None, ...] = (None, "batch", "layer")
 OUTPUTS: tuple[str, ...] = ("logits", "log_softmax")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def _check_sizes(sizes: Any) -> tuple[int, ...]:
     if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
         raise TypeError(
@@ -63,7 +56,7 @@ def _check_sizes(sizes: Any) -> tuple[int, ...]:
             f"sizes must hold at least 2 layer widths (inputs and classes), got {list(sizes)!r}"
         )
     for i, size in enumerate(sizes):
-        if not _is_int(size):
+        if not is_int(size):
             raise TypeError(
                 f"sizes must hold integers, got {size!r} ({type(size).__name__}) "
                 f"at position {i} of {list(sizes)!r}"
@@ -77,7 +70,7 @@ def _check_sizes(sizes: Any) -> tuple[int, ...]:
 
 
 def _check_dropout(dropout: Any, n_hidden: int) -> tuple[float, ...]:
-    if _is_real(dropout):
+    if is_number(dropout):
         values = [dropout] * n_hidden
         given: Any = dropout
     elif isinstance(dropout, Sequence) and not isinstance(dropout, (str, bytes)):
@@ -94,17 +87,11 @@ def _check_dropout(dropout: Any, n_hidden: int) -> tuple[float, ...]:
             f"got {type(dropout).__name__} {dropout!r}"
         )
     for p in values:
-        if not _is_real(p):
+        if not is_number(p):
             raise TypeError(f"dropout values must be floats, got {p!r} in {given!r}")
         if not (0.0 <= float(p) < 1.0):  # also rejects NaN
             raise ValueError(f"dropout must be in [0, 1), got {p!r}")
     return tuple(float(p) for p in values)
-
-
-def _check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
-    if value not in allowed:
-        shown = ", ".join(repr(a) for a in allowed)
-        raise ValueError(f"{name} must be one of {shown}, got {value!r}")
 
 
 def _check_input_norm(input_norm: Any) -> tuple[float, float] | None:
@@ -114,7 +101,7 @@ def _check_input_norm(input_norm: Any) -> tuple[float, float] | None:
         isinstance(input_norm, (str, bytes))
         or not isinstance(input_norm, Sequence)
         or len(input_norm) != 2
-        or not all(_is_real(v) for v in input_norm)
+        or not all(is_number(v) for v in input_norm)
     ):
         raise TypeError(f"input_norm must be None or a pair (mean, std), got {input_norm!r}")
     mean, std = (float(v) for v in input_norm)
@@ -145,9 +132,9 @@ class MLPSpec:
         sizes = _check_sizes(self.sizes)
         object.__setattr__(self, "sizes", sizes)
         object.__setattr__(self, "dropout", _check_dropout(self.dropout, len(sizes) - 2))
-        _check_choice("activation", self.activation, tuple(ACTIVATIONS))
-        _check_choice("norm", self.norm, NORMS)
-        _check_choice("output", self.output, OUTPUTS)
+        check_choice("activation", self.activation, tuple(ACTIVATIONS))
+        check_choice("norm", self.norm, NORMS)
+        check_choice("output", self.output, OUTPUTS)
         object.__setattr__(self, "input_norm", _check_input_norm(self.input_norm))
 
     @property

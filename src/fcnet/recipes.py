@@ -43,6 +43,7 @@ from typing import Any
 
 import torch
 
+from fcnet._checks import check_choice, check_int, is_number
 from fcnet._device import select_device
 from fcnet._io import atomic_write_text
 from fcnet.callbacks import Callback, EarlyStopping, EpochLogger, WeightAveraging
@@ -99,24 +100,8 @@ RUN_FILES = (
 # --------------------------------------------------------------------------- checks
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_float(name: str, value: Any, low: float, high: float, *, high_open: bool) -> float:
-    if not _is_number(value):
+    if not is_number(value):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
     value = float(value)
     inside = low <= value < high if high_open else low <= value <= high
@@ -124,12 +109,6 @@ def _check_float(name: str, value: Any, low: float, high: float, *, high_open: b
         bracket = ")" if high_open else "]"
         raise ValueError(f"{name} must be in [{low:g}, {high:g}{bracket}, got {value!r}")
     return value
-
-
-def _check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
-    if value not in allowed:
-        shown = ", ".join(repr(a) for a in allowed)
-        raise ValueError(f"{name} must be one of {shown}, got {value!r}")
 
 
 _AUGMENTS: dict[str, tuple[Callable[..., Callable], type, Any]] = {
@@ -224,25 +203,25 @@ class Recipe:
         object.__setattr__(self, "sizes", spec.sizes)
         object.__setattr__(self, "dropout", spec.dropout)
         object.__setattr__(self, "input_norm", spec.input_norm)
-        if not _is_number(self.lr) or not (math.isfinite(self.lr) and self.lr > 0):
+        if not is_number(self.lr) or not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
-        _check_int("epochs", self.epochs, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_choice("loss", self.loss, LOSSES)
+        check_int("epochs", self.epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_choice("loss", self.loss, LOSSES)
         if self.loss == "nll" and self.output != "log_softmax":
             # NLL on raw logits trains without error but optimises the wrong objective.
             raise ValueError(
                 f"loss='nll' needs output='log_softmax', got output={self.output!r}; "
                 f"use loss='cross_entropy' with logits"
             )
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        if not _is_number(self.weight_decay) or not (
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        if not is_number(self.weight_decay) or not (
             math.isfinite(self.weight_decay) and self.weight_decay >= 0
         ):
             raise ValueError(
                 f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}"
             )
-        _check_choice("scheduler", self.scheduler, (None, *SCHEDULERS))
+        check_choice("scheduler", self.scheduler, (None, *SCHEDULERS))
         if not isinstance(self.scheduler_kwargs, Mapping):
             raise TypeError(
                 f"scheduler_kwargs must be a mapping, got {type(self.scheduler_kwargs).__name__}"
@@ -263,7 +242,7 @@ class Recipe:
                 raise TypeError(f"augment must be a str or None, got {self.augment!r}")
             _parse_augment(self.augment)
         val = self.val_fraction
-        if not _is_number(val) or not 0 < val < 1:
+        if not is_number(val) or not 0 < val < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {val!r}")
         if not isinstance(self.restore_best, bool):
             raise TypeError(f"restore_best must be True or False, got {self.restore_best!r}")
@@ -273,10 +252,10 @@ class Recipe:
                 f"got {self.monitor!r}"
             )
         if self.patience is not None:
-            _check_int("patience", self.patience, 0)
-        _check_choice("precision", self.precision, _PRECISIONS)
+            check_int("patience", self.patience, 0)
+        check_choice("precision", self.precision, _PRECISIONS)
         if self.ema_decay is not None:
-            if not _is_number(self.ema_decay) or not 0 < self.ema_decay < 1:
+            if not is_number(self.ema_decay) or not 0 < self.ema_decay < 1:
                 raise ValueError(f"ema_decay must be None or in (0, 1), got {self.ema_decay!r}")
             if self.restore_best:
                 raise ValueError(
@@ -473,18 +452,18 @@ def _check_run_args(
         if not isinstance(value, bool):
             raise TypeError(f"{flag} must be True or False, got {value!r}")
     path = _check_out_dir(out_dir, overwrite)
-    _check_int("seed", seed, 0)
+    check_int("seed", seed, 0)
     if epochs is not None:
-        _check_int("epochs", epochs, 1)
+        check_int("epochs", epochs, 1)
     if limit_train is not None:
         total = FashionMNIST.split_sizes["train"]
-        _check_int("limit_train", limit_train, 10)
+        check_int("limit_train", limit_train, 10)
         if limit_train > total:
             raise ValueError(
                 f"limit_train must be at most the {total} training images, got {limit_train}"
             )
     if threads is not None:
-        _check_int("threads", threads, 1)
+        check_int("threads", threads, 1)
     select_device(device)  # an unknown or unavailable device fails here, not after loading
     if data_root is not None:
         if not isinstance(data_root, (str, os.PathLike)):

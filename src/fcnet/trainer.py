@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fcnet._checks import check_int, is_number
 from fcnet._device import select_device
 from fcnet.callbacks import Callback, ModelCheckpoint, ProgressBar
 from fcnet.data import DeviceLoader, to_tensors
@@ -44,20 +45,8 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return value
-
-
 def _check_nonneg_float(name: str, value: Any) -> float:
-    if not _is_number(value):
+    if not is_number(value):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
     if not (math.isfinite(value) and value >= 0):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -166,9 +155,9 @@ class Trainer:
         elif not callable(optimizer):
             raise TypeError(f"optimizer must be a name or a callable, got {optimizer!r}")
         self.lr = _check_nonneg_float("lr", lr)
-        self.epochs = _check_positive_int("epochs", epochs)
-        self.batch_size = _check_positive_int("batch_size", batch_size)
-        self.eval_batch_size = _check_positive_int("eval_batch_size", eval_batch_size)
+        self.epochs = check_int("epochs", epochs, 1)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.eval_batch_size = check_int("eval_batch_size", eval_batch_size, 1)
         if isinstance(loss, str):
             if loss not in LOSSES:
                 raise ValueError(

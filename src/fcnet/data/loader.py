@@ -13,13 +13,13 @@ an epoch (``batches(epoch, start=k)``) sees exactly the batches it would have se
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from fcnet._checks import is_int
 from fcnet.data.arrays import to_tensors
 
 __all__ = ["DeviceLoader"]
@@ -33,10 +33,6 @@ def _derive_seed(*words: int) -> int:
     """A 63-bit seed from several integers, well mixed (numpy's SeedSequence)."""
     state = np.random.SeedSequence(list(words)).generate_state(2, dtype=np.uint32)
     return (int(state[0]) << 31) ^ int(state[1])
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 class DeviceLoader:
@@ -81,14 +77,14 @@ class DeviceLoader:
         device: torch.device | str | None = None,
         image_shape: Sequence[int] | None = None,
     ) -> None:
-        if not _is_int(batch_size):
+        if not is_int(batch_size):
             raise TypeError(f"batch_size must be an integer, got {type(batch_size).__name__}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         for flag, value in (("shuffle", shuffle), ("drop_last", drop_last)):
             if not isinstance(value, bool):
                 raise TypeError(f"{flag} must be True or False, got {value!r}")
-        if not _is_int(seed):
+        if not is_int(seed):
             raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
@@ -131,7 +127,7 @@ class DeviceLoader:
         if (
             isinstance(image_shape, (str, bytes))
             or not isinstance(image_shape, Sequence)
-            or not all(_is_int(d) and d >= 1 for d in image_shape)
+            or not all(is_int(d) and d >= 1 for d in image_shape)
             or len(image_shape) not in (2, 3)
         ):
             raise ValueError(
@@ -191,7 +187,7 @@ class DeviceLoader:
             ValueError: ``epoch`` or ``start`` is out of range.
         """
         self._check_epoch(epoch)
-        if not _is_int(start):
+        if not is_int(start):
             raise TypeError(f"start must be an integer, got {type(start).__name__}")
         if not 0 <= start <= len(self):
             raise ValueError(f"start must be in [0, {len(self)}], got {start}")
@@ -222,7 +218,7 @@ class DeviceLoader:
 
     @staticmethod
     def _check_epoch(epoch: Any) -> None:
-        if not _is_int(epoch):
+        if not is_int(epoch):
             raise TypeError(f"epoch must be an integer, got {type(epoch).__name__}")
         if epoch < 0:
             raise ValueError(f"epoch must be >= 0, got {epoch}")
