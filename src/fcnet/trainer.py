@@ -401,6 +401,9 @@ class Trainer:
     def fit(self, train: Any, val: Any = None, *, resume_from: Any = None) -> History:
         """Train the model and return its :class:`~fcnet.history.History`.
 
+        Each call starts a fresh optimizer, schedule and history from the model's
+        current weights; to continue an interrupted run exactly, use ``resume_from``.
+
         Args:
             train: An fcnet dataset, a torch ``Dataset`` of ``(x, y)`` pairs, or an
                 ``(X, y)`` pair of tensors or numpy arrays.
