@@ -233,7 +233,6 @@ class Trainer:
         self.scheduler: Any = None
         self.has_validation = False
         self.batches_per_epoch = 0
-        self._num_classes: int | None = None
 
     # ------------------------------------------------------------------ input checks
     def _model_io(self) -> tuple[int | None, int | None]:
@@ -423,7 +422,6 @@ class Trainer:
         if val is not None:
             xv, yv, _ = self._tensors(val, "val")
             self._check_labels(yv, classes, "val")
-        self._num_classes = classes
         self.has_validation = xv is not None
         # Split provenance (train_val_split subsets), recorded in and checked by checkpoints.
         self._data_provenance = {"train": getattr(train, "provenance", None),
@@ -444,11 +442,6 @@ class Trainer:
             x, y, self.batch_size, shuffle=True, drop_last=self.drop_last, seed=seed,
             augment=self.augment, device=self.device,
         )
-        if len(loader) == 0:
-            raise ValueError(
-                f"train has {len(x)} samples, fewer than batch_size={self.batch_size} "
-                f"with drop_last=True: no batch to train on"
-            )
         self._val = None
         if xv is not None:
             self._val = (xv.to(self.device), yv.to(self.device))
