@@ -272,6 +272,10 @@ def test_run_recipe_writes_a_complete_run(tmp_path, capsys):
     assert set(metrics["per_class_accuracy"]) == set(metrics["classification_report"]["classes"])
     assert metrics["torch_version"] == torch.__version__
     assert metrics["wall_seconds"] > 0 and metrics["test_loss"] > 0
+    # The kept weights are the selected epoch's, so their validation score is that epoch's.
+    history = json.loads((out / "history.json").read_text())["epochs"]
+    chosen = history[metrics["selected_epoch"] - 1]
+    assert metrics["val_accuracy"] == pytest.approx(chosen["val_accuracy"], abs=1e-6)
 
     history = json.loads((out / "history.json").read_text())
     assert [e["epoch"] for e in history["epochs"]] == [1]

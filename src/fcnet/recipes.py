@@ -606,6 +606,9 @@ def run_recipe(
             say(f"restored the weights of epoch {best_epoch} (best {recipe.monitor}="
                 f"{selected[recipe.monitor]:.4f})")
 
+        # Validation scores of the weights actually kept (the restored best epoch, or the
+        # weight average, which no epoch's history entry describes).
+        val_eval = trainer.evaluate(val)
         # The test set is used here, once, after every training decision is made.
         test_eval = trainer.evaluate(test)
         proba = trainer.predict_proba(test.images)
@@ -630,8 +633,8 @@ def run_recipe(
             "classification_report": classification_report(test.labels, pred, classes),
             "selected_epoch": int(selected["epoch"]),
             "epochs_run": len(history),
-            "val_accuracy": selected.get("val_accuracy"),
-            "val_loss": selected.get("val_loss"),
+            "val_accuracy": val_eval["accuracy"],
+            "val_loss": val_eval["loss"],
             "train_samples": len(train),
             "val_samples": len(val),
             "test_samples": len(test),
