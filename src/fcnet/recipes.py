@@ -308,9 +308,7 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         """Return the recipe as JSON-ready data (lists instead of tuples)."""
         data = asdict(self)
-        data["sizes"] = list(self.sizes)
-        data["dropout"] = list(self.dropout)
-        data["input_norm"] = None if self.input_norm is None else list(self.input_norm)
+        data.update(self.model_spec.to_dict())  # the architecture fields, as JSON lists
         return data
 
     @classmethod
