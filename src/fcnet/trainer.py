@@ -45,6 +45,16 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 
 
+def _check_name_or_callable(arg: str, value: Any, names: Sequence[str], other: str) -> None:
+    if isinstance(value, str):
+        if value not in names:
+            raise ValueError(
+                f"{arg} must be one of {', '.join(map(repr, names))} or {other}, got {value!r}"
+            )
+    elif not callable(value):
+        raise TypeError(f"{arg} must be a name or a callable, got {value!r}")
+
+
 def _check_nonneg_float(name: str, value: Any) -> float:
     if not is_number(value):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
@@ -146,26 +156,13 @@ class Trainer:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        if isinstance(optimizer, str):
-            if optimizer not in OPTIMIZERS:
-                raise ValueError(
-                    f"optimizer must be one of {', '.join(map(repr, OPTIMIZERS))} or a "
-                    f"factory params -> Optimizer, got {optimizer!r}"
-                )
-        elif not callable(optimizer):
-            raise TypeError(f"optimizer must be a name or a callable, got {optimizer!r}")
+        _check_name_or_callable("optimizer", optimizer, OPTIMIZERS,
+                                "a factory params -> Optimizer")
         self.lr = _check_nonneg_float("lr", lr)
         self.epochs = check_int("epochs", epochs, 1)
         self.batch_size = check_int("batch_size", batch_size, 1)
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size, 1)
-        if isinstance(loss, str):
-            if loss not in LOSSES:
-                raise ValueError(
-                    f"loss must be one of {', '.join(map(repr, LOSSES))} or a callable, "
-                    f"got {loss!r}"
-                )
-        elif not callable(loss):
-            raise TypeError(f"loss must be a name or a callable, got {loss!r}")
+        _check_name_or_callable("loss", loss, LOSSES, "a callable")
         label_smoothing = _check_nonneg_float("label_smoothing", label_smoothing)
         if label_smoothing >= 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
