@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from fcnet.data import Compose, DeviceLoader, RandomErasing, RandomFlip, RandomShift
+from fcnet.data import loader as loader_module
 
 CUDA = torch.cuda.is_available()
 
@@ -36,6 +37,22 @@ def test_batches_cover_the_epoch_once(drop_last, sizes):
         assert torch.equal(by, y[rows])
     assert sorted(order.tolist()) == list(range(10))
     assert loader.num_samples == sum(sizes)
+
+
+@pytest.mark.parametrize("gather_bytes", [1, 3 * 9 * 20, 1 << 20])
+@pytest.mark.parametrize(("drop_last", "start"), [(False, 0), (True, 0), (False, 5), (True, 7)])
+def test_chunked_gather_gives_the_per_batch_gather(monkeypatch, gather_bytes, drop_last, start):
+    # Shuffled batches are cut from chunks of several batches; whatever the chunk size
+    # and resume point, each batch must be exactly order[lo:hi] of the inputs.
+    monkeypatch.setattr(loader_module, "_GATHER_BYTES", gather_bytes)
+    x, y = _data(83)
+    loader = DeviceLoader(x, y, 9, drop_last=drop_last, seed=4)
+    order = loader.order(1)
+    batches = list(loader.batches(1, start=start))
+    assert len(batches) == len(loader) - start
+    for b, (bx, by) in enumerate(batches, start):
+        index = order[b * 9:(b + 1) * 9]
+        assert torch.equal(bx, x[index]) and torch.equal(by, y[index])
 
 
 def test_order_is_a_pure_function_of_seed_and_epoch():
