@@ -76,7 +76,8 @@ def _data(n=64, features=8, classes=3):
     "kwargs",
     [
         {"sizes": [8, 3]},
-        {"sizes": [8, 16, 3], "dropout": 0.25, "norm": "batch", "input_norm": (0.5, 0.5)},
+        {"sizes": [8, 16, 3], "dropout": 0.25, "norm": "batch", "input_norm": (0.5, 0.5),
+         "input_dropout": 0.1},
         {"sizes": [8, 6, 5, 3], "dropout": [0.1, 0.0], "activation": "gelu", "norm": "layer",
          "output": "log_softmax"},
     ],

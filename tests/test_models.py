@@ -123,6 +123,10 @@ def test_wrong_feature_count_names_both_shapes():
          r"output must be one of.*'softmax'"),
         ({"sizes": [784, 10], "input_norm": (0.5, 0.0)}, ValueError, r"std > 0"),
         ({"sizes": [784, 10], "input_norm": 0.5}, TypeError, r"input_norm must be None or a pair"),
+        ({"sizes": [784, 10], "input_dropout": 1.0}, ValueError,
+         r"input_dropout must be in \[0, 1\), got 1.0"),
+        ({"sizes": [784, 10], "input_dropout": "0.1"}, TypeError,
+         r"input_dropout must be a float, got str"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, error, match):
@@ -135,3 +139,19 @@ def test_spec_from_dict_rejects_unknown_fields():
         MLPSpec.from_dict({"sizes": [4, 2], "dropout": [], "kernel": 3})
     with pytest.raises(ValueError, match=r"missing the fields \['dropout'\]"):
         MLPSpec.from_dict({"sizes": [4, 2]})
+
+
+def test_input_dropout_comes_right_after_the_input_layer():
+    model = build_mlp([16, 8, 3], dropout=0.0, input_dropout=0.5)
+    assert [name for name, _ in model.named_children()] == ["input", "drop0", "hidden1",
+                                                             "act1", "output"]
+    assert model.drop0.p == 0.5 and model.spec.input_dropout == 0.5
+    assert MLPSpec.from_dict(model.spec.to_dict()) == model.spec
+    # Specs saved before the field existed still load, with no input dropout.
+    old = {k: v for k, v in model.spec.to_dict().items() if k != "input_dropout"}
+    assert MLPSpec.from_dict(old).input_dropout == 0.0
+    x = torch.ones(1000, 16)
+    model.train()
+    assert (model.drop0(model.input(x)) == 0).float().mean().item() == pytest.approx(0.5, abs=0.05)
+    model.eval()
+    assert torch.equal(model.drop0(x), x)

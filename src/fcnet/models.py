@@ -127,6 +127,7 @@ class MLPSpec:
     norm: str | None = None  # None, "batch" or "layer", before each activation
     output: str = "logits"  # "logits" or "log_softmax"
     input_norm: tuple[float, float] | None = None  # (mean, std) after scaling uint8 to [0, 1]
+    input_dropout: float = 0.0  # dropout probability on the input features (0: none)
 
     def __post_init__(self) -> None:
         sizes = _check_sizes(self.sizes)
@@ -136,6 +137,12 @@ class MLPSpec:
         check_choice("norm", self.norm, NORMS)
         check_choice("output", self.output, OUTPUTS)
         object.__setattr__(self, "input_norm", _check_input_norm(self.input_norm))
+        p = self.input_dropout
+        if not is_number(p):
+            raise TypeError(f"input_dropout must be a float, got {type(p).__name__} {p!r}")
+        if not 0.0 <= float(p) < 1.0:  # also rejects NaN
+            raise ValueError(f"input_dropout must be in [0, 1), got {p!r}")
+        object.__setattr__(self, "input_dropout", float(p))
 
     @property
     def in_features(self) -> int:
@@ -164,7 +171,8 @@ class MLPSpec:
         """Rebuild a spec from :meth:`to_dict`'s output; unknown keys raise ValueError."""
         if not isinstance(data, Mapping):
             raise TypeError(f"spec must be a mapping, got {type(data).__name__}")
-        allowed = {"sizes", "dropout", "activation", "norm", "output", "input_norm"}
+        allowed = {"sizes", "dropout", "activation", "norm", "output", "input_norm",
+                   "input_dropout"}
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ValueError(f"spec has unknown fields {unknown}; allowed: {sorted(allowed)}")
@@ -231,6 +239,8 @@ class MLP(nn.Sequential):
         mean, std = spec.input_norm if spec.input_norm is not None else (0.0, 1.0)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         layers["input"] = InputAdapter(spec.in_features, mean, std)
+        if spec.input_dropout > 0:
+            layers["drop0"] = nn.Dropout(spec.input_dropout)
         hidden = spec.sizes[1:-1]
         prev = spec.in_features
         for i, (width, p) in enumerate(zip(hidden, spec.dropout, strict=True), start=1):
@@ -263,6 +273,7 @@ def build_mlp(
     norm: str | None = None,
     output: str = "logits",
     input_norm: tuple[float, float] | None = None,
+    input_dropout: float = 0.0,
 ) -> MLP:
     """Build a fully-connected classifier.
 
@@ -280,6 +291,8 @@ def build_mlp(
             LogSoftmax + NLLLoss style of the reference notebook).
         input_norm: ``(mean, std)`` applied to the input after raw ``uint8`` pixels
             are scaled to ``[0, 1]``; ``(0.5, 0.5)`` maps pixels to ``[-1, 1]``.
+        input_dropout: Dropout probability in ``[0, 1)`` on the input features (a
+            layer ``drop0`` after ``input``); ``0`` adds none.
 
     Returns:
         An :class:`MLP` (a :class:`torch.nn.Sequential`) that accepts ``(N, F)`` or
@@ -304,5 +317,6 @@ def build_mlp(
         norm=norm,
         output=output,
         input_norm=input_norm,
+        input_dropout=input_dropout,
     )
     return spec.build()

@@ -176,6 +176,7 @@ class Recipe:
     label_smoothing: float = 0.0  # in [0, 1); needs loss="cross_entropy"
     augment: str | None = None  # batch augmentation, e.g. "flip,shift:2"; None: none
     input_norm: tuple[float, float] | None = (0.5, 0.5)  # (mean, std) on [0, 1] pixels
+    input_dropout: float = 0.0  # dropout probability on the input pixels (0: none)
     val_fraction: float = 0.2  # share of the 60,000 training images held out, stratified
     restore_best: bool = True  # put back the weights of the best epoch at the end
     monitor: str = "val_loss"  # history key that ranks epochs for restore_best/patience
@@ -188,8 +189,8 @@ class Recipe:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError(f"name must be a non-empty str, got {self.name!r}")
-        # MLPSpec checks sizes, dropout, activation, norm, output and input_norm, and
-        # normalises them (tuples, dropout given as one float expanded per layer).
+        # MLPSpec checks sizes, dropout, activation, norm, output, input_norm and
+        # input_dropout, and normalises them (tuples, one dropout float per layer).
         spec = MLPSpec(
             sizes=tuple(self.sizes) if isinstance(self.sizes, list) else self.sizes,
             dropout=tuple(self.dropout) if isinstance(self.dropout, list) else self.dropout,
@@ -199,10 +200,12 @@ class Recipe:
             input_norm=(
                 tuple(self.input_norm) if isinstance(self.input_norm, list) else self.input_norm
             ),
+            input_dropout=self.input_dropout,
         )
         object.__setattr__(self, "sizes", spec.sizes)
         object.__setattr__(self, "dropout", spec.dropout)
         object.__setattr__(self, "input_norm", spec.input_norm)
+        object.__setattr__(self, "input_dropout", spec.input_dropout)
         if not is_number(self.lr) or not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
         check_int("epochs", self.epochs, 1)
@@ -278,6 +281,7 @@ class Recipe:
             norm=self.norm,
             output=self.output,
             input_norm=self.input_norm,
+            input_dropout=self.input_dropout,
         )
 
     def build_model(self) -> MLP:
