@@ -342,3 +342,20 @@ def test_drop_last_with_too_little_data(blobs):
     trainer = Trainer(build_mlp([8, 3]), batch_size=500, drop_last=True, progress=False)
     with pytest.raises(ValueError, match=r"batch_size 500 with drop_last=True leaves no batch"):
         trainer.fit((x, y))
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_weight_decay_spares_biases_and_norm_parameters(optimizer):
+    model = build_mlp([6, 5, 3], norm="batch")
+    trainer = Trainer(model, optimizer=optimizer, weight_decay=0.1, progress=False)
+    opt = trainer._make_optimizer()
+    decay = {id(p) for g in opt.param_groups if g["weight_decay"] == 0.1 for p in g["params"]}
+    spared = {id(p) for g in opt.param_groups if g["weight_decay"] == 0.0 for p in g["params"]}
+    assert decay == {id(model.hidden1.weight), id(model.output.weight)}
+    assert spared == {id(p) for p in model.parameters() if p.ndim == 1}
+    # Without weight decay there is one group; without biases or norms, no empty group.
+    assert len(Trainer(model, optimizer=optimizer, progress=False)._make_optimizer()
+               .param_groups) == 1
+    bare = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 3, bias=False))
+    assert len(Trainer(bare, optimizer=optimizer, weight_decay=0.1, progress=False)
+               ._make_optimizer().param_groups) == 1

@@ -103,7 +103,9 @@ class Trainer:
         seed: Seeds data order, dropout and augmentation. With the same seed and the
             same initial weights, a CPU run gives bit-identical weights. ``None``
             draws a seed, recorded in ``history.meta["seed"]``.
-        weight_decay: L2 penalty (decoupled for ``"adamw"``).
+        weight_decay: L2 penalty (decoupled for ``"adamw"``) on the weight matrices of
+            the named optimizers. Biases and normalisation parameters (the 1-D
+            tensors) are not decayed, as in timm and most training recipes.
         momentum: Momentum for ``"sgd"``.
         label_smoothing: Label smoothing in ``[0, 1)`` for ``"cross_entropy"``.
         scheduler: ``None``, ``"onecycle"`` (per batch), ``"cosine"`` (per batch,
@@ -336,6 +338,12 @@ class Trainer:
             return opt
         cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[spec]
         kwargs: dict[str, Any] = {"lr": self.lr, "weight_decay": self.weight_decay}
+        groups: Any = params
+        if self.weight_decay > 0:
+            # Decaying biases and norm scales only pulls them towards 0 for no gain.
+            groups = [{"params": [p for p in params if p.ndim > 1]},
+                      {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+            groups = [g for g in groups if g["params"]]
         if spec == "sgd":
             kwargs.update(momentum=self.momentum, nesterov=self.momentum > 0)
         if _can_fuse(cls, params):
@@ -343,7 +351,7 @@ class Trainer:
             # costs ~2.5-3x less on the CPU (benchmarks/README.md). The result differs
             # from the default step only by floating-point rounding.
             kwargs["fused"] = True
-        return cls(params, **kwargs)
+        return cls(groups, **kwargs)
 
     def _make_scheduler(self, optimizer: torch.optim.Optimizer, steps: int) -> tuple[Any, str]:
         spec, kw = self.scheduler_spec, dict(self.scheduler_kwargs)
