@@ -359,3 +359,39 @@ def test_weight_decay_spares_biases_and_norm_parameters(optimizer):
     bare = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 3, bias=False))
     assert len(Trainer(bare, optimizer=optimizer, weight_decay=0.1, progress=False)
                ._make_optimizer().param_groups) == 1
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_fit_flushes_denormals_only_while_training(flush):
+    from fcnet._device import _flushing
+
+    seen = []
+
+    class Probe(Callback):
+        def on_batch_end(self, trainer, batch, logs):
+            seen.append(_flushing())
+
+    x, y = torch.randn(32, 4), torch.arange(32) % 2
+    before = _flushing()
+    Trainer(build_mlp([4, 2]), epochs=1, batch_size=16, callbacks=[Probe()], progress=False,
+            flush_denormal=flush).fit((x, y))
+    assert seen == [flush or before] * 2
+    assert _flushing() == before
+
+
+def test_flush_denormal_keeps_a_setting_the_user_made():
+    from fcnet._device import _flushing, flush_denormal
+
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals")
+    try:
+        with flush_denormal():
+            assert _flushing()
+        assert _flushing()  # it was on before, so it stays on
+        with flush_denormal(enabled=False):
+            assert _flushing()
+    finally:
+        torch.set_flush_denormal(False)
+    with flush_denormal():
+        assert _flushing()
+    assert not _flushing()
