@@ -116,8 +116,11 @@ def test_model_spec_is_the_built_models_spec():
         ({"scheduler_kwargs": {"gamma": 0.5}}, ValueError, r"scheduler_kwargs needs a scheduler"),
         ({"augment": "rotate:10"}, ValueError, r"augment must be a comma-separated list"),
         ({"augment": "shift:two"}, ValueError, r"augment 'shift' takes a int value"),
-        ({"val_fraction": 1.0}, ValueError, r"val_fraction must be in \(0, 1\), got 1.0"),
+        ({"val_fraction": 1.0}, ValueError, r"val_fraction must be in \[0, 1\), got 1.0"),
         ({"patience": -1}, ValueError, r"patience must be >= 0, got -1"),
+        ({"val_fraction": 0.0}, ValueError, r"val_fraction=0 leaves no validation data"),
+        ({"val_fraction": 0.0, "restore_best": False, "patience": 3}, ValueError,
+         r"set restore_best=False and patience=None"),
         ({"monitor": "loss"}, ValueError, r"monitor must be a history key"),
         ({"precision": "fp16"}, ValueError, r"precision must be one of 'fp32', 'bf16'"),
         ({"name": ""}, ValueError, r"name must be a non-empty str"),
@@ -290,6 +293,20 @@ def test_run_recipe_writes_a_complete_run(tmp_path, capsys):
     assert (pred == test.labels).double().mean().item() == pytest.approx(
         metrics["test_accuracy"], abs=1e-4
     )
+
+
+@pytest.mark.integration
+def test_run_recipe_refit_on_every_training_image(tmp_path, monkeypatch):
+    # val_fraction=0: settings chosen on a split, then trained on all the images.
+    monkeypatch.setattr("fcnet.recipes._write_plots", lambda *args: None)
+    recipe = dataclasses.replace(RECIPES["baseline"], val_fraction=0.0, restore_best=False)
+    result = run_recipe(recipe, out_dir=tmp_path / "refit", seed=0, epochs=1,
+                        limit_train=1000, quiet=True)
+    assert result["train_samples"] == 1000 and result["val_samples"] == 0
+    assert result["val_accuracy"] is None and result["split"]["val"] is None
+    assert result["split"]["train"]["subset"] == "val"  # the limit_train subset, whole
+    history = json.loads((tmp_path / "refit" / "history.json").read_text())["epochs"]
+    assert "val_loss" not in history[0] and 0.3 < result["test_accuracy"] < 1.0
 
 
 @pytest.mark.integration

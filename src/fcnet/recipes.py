@@ -177,7 +177,8 @@ class Recipe:
     augment: str | None = None  # batch augmentation, e.g. "flip,shift:2"; None: none
     input_norm: tuple[float, float] | None = (0.5, 0.5)  # (mean, std) on [0, 1] pixels
     input_dropout: float = 0.0  # dropout probability on the input pixels (0: none)
-    val_fraction: float = 0.2  # share of the 60,000 training images held out, stratified
+    val_fraction: float = 0.2  # share of the 60,000 training images held out, stratified;
+    # 0 trains on all of them (a refit of settings chosen on a split; no validation)
     restore_best: bool = True  # put back the weights of the best epoch at the end
     monitor: str = "val_loss"  # history key that ranks epochs for restore_best/patience
     patience: int | None = None  # epochs without improvement before stopping; None: never
@@ -245,8 +246,13 @@ class Recipe:
                 raise TypeError(f"augment must be a str or None, got {self.augment!r}")
             _parse_augment(self.augment)
         val = self.val_fraction
-        if not is_number(val) or not 0 < val < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), got {val!r}")
+        if not is_number(val) or not 0 <= val < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val!r}")
+        if val == 0 and (self.restore_best or self.patience is not None):
+            raise ValueError(
+                "val_fraction=0 leaves no validation data to pick the best epoch or to stop "
+                "early; set restore_best=False and patience=None"
+            )
         if not isinstance(self.restore_best, bool):
             raise TypeError(f"restore_best must be True or False, got {self.restore_best!r}")
         if not isinstance(self.monitor, str) or not self.monitor.startswith(("val_", "train_")):
@@ -568,7 +574,10 @@ def run_recipe(
         pool: Any = full
         if limit_train is not None and limit_train < len(full):
             _, pool = train_val_split(full, val_fraction=limit_train / len(full), seed=seed)
-        train, val = train_val_split(pool, val_fraction=recipe.val_fraction, seed=seed)
+        if recipe.val_fraction:
+            train, val = train_val_split(pool, val_fraction=recipe.val_fraction, seed=seed)
+        else:  # a refit on every training image: nothing held out
+            train, val = pool, None
 
         torch.manual_seed(seed)  # the initial weights
         model = recipe.build_model()
@@ -596,7 +605,8 @@ def run_recipe(
         say(
             f"recipe {recipe.name}: sizes {list(recipe.sizes)}, dropout {list(recipe.dropout)}, "
             f"{model.num_parameters:,} parameters; seed {seed}; {len(train)} train / "
-            f"{len(val)} val / {len(test)} test; device {trainer.device}, {n_threads} threads"
+            f"{0 if val is None else len(val)} val / {len(test)} test; "
+            f"device {trainer.device}, {n_threads} threads"
         )
         fit_start = time.perf_counter()
         history = trainer.fit(train, val)
@@ -610,7 +620,7 @@ def run_recipe(
 
         # Validation scores of the weights actually kept (the restored best epoch, or the
         # weight average, which no epoch's history entry describes).
-        val_eval = trainer.evaluate(val)
+        val_eval = trainer.evaluate(val) if val is not None else {"accuracy": None, "loss": None}
         # The test set is used here, once, after every training decision is made.
         test_eval = trainer.evaluate(test)
         proba = trainer.predict_proba(test.images)
@@ -638,10 +648,11 @@ def run_recipe(
             "val_accuracy": val_eval["accuracy"],
             "val_loss": val_eval["loss"],
             "train_samples": len(train),
-            "val_samples": len(val),
+            "val_samples": len(val) if val is not None else 0,
             "test_samples": len(test),
             "limit_train": limit_train,
-            "split": {"train": train.provenance, "val": val.provenance},
+            "split": {"train": getattr(train, "provenance", "all"),
+                      "val": val.provenance if val is not None else None},
             "data": str(full.folder),
             "wall_seconds": wall_seconds,
             "train_seconds": train_seconds,
