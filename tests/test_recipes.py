@@ -18,7 +18,8 @@ from fcnet.recipes import RECIPES, RUN_FILES, Recipe, get_recipe, main, run_reci
 
 # ----------------------------------------------------------------------------- registry
 
-UNKNOWN_WIDE = "unknown recipe 'wide'; known recipes: baseline, baseline_as_trained, best, deep"
+UNKNOWN_WIDE = ("unknown recipe 'wide'; known recipes: baseline, baseline_as_trained, best, "
+                "best_split, deep")
 
 
 def _layers(model: nn.Module, kind: type) -> list[nn.Module]:
@@ -123,6 +124,7 @@ def test_model_spec_is_the_built_models_spec():
          r"set restore_best=False and patience=None"),
         ({"monitor": "loss"}, ValueError, r"monitor must be a history key"),
         ({"precision": "fp16"}, ValueError, r"precision must be one of 'fp32', 'bf16'"),
+        ({"threads": 0}, ValueError, r"threads must be >= 1, got 0"),
         ({"name": ""}, ValueError, r"name must be a non-empty str"),
     ],
 )
@@ -331,16 +333,21 @@ def test_best_recipe_is_a_pure_mlp_with_weight_averaging():
     from fcnet import WeightAveraging
     from fcnet.recipes import RECIPES
 
-    best = RECIPES["best"]
+    best, split = RECIPES["best"], RECIPES["best_split"]
     model = best.build_model()
     allowed = (nn.Linear, nn.BatchNorm1d, nn.GELU, nn.Dropout)
     layers = [m for name, m in model.named_children() if name != "input"]
     assert all(isinstance(m, allowed) for m in layers)
     assert [type(cb) for cb in best.callbacks()] == [WeightAveraging]
     with pytest.raises(ValueError, match=r"ema_decay and restore_best exclude each other"):
-        dataclasses.replace(best, restore_best=True)
+        dataclasses.replace(split, restore_best=True)
     with pytest.raises(ValueError, match=r"ema_decay must be None or in \(0, 1\), got 1.5"):
         dataclasses.replace(best, ema_decay=1.5)
+    # "best" refits best_split's settings on all 60,000 images for as many steps.
+    assert best.val_fraction == 0 and split.val_fraction == 0.2
+    assert dataclasses.replace(best, name=split.name, val_fraction=split.val_fraction,
+                               epochs=split.epochs, description=split.description) == split
+    assert best.epochs * 60000 == split.epochs * 48000
 
 
 def test_baseline_as_trained_has_the_notebooks_single_dropout_layer():
