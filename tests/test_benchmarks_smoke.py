@@ -145,3 +145,35 @@ def test_every_benchmark_has_a_quick_option(bench, monkeypatch, capsys, name):
         module.main()
     assert exit_info.value.code == 0
     assert "--quick" in capsys.readouterr().out
+
+
+def test_ensemble_of_recipe_runs(bench, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from fcnet import build_mlp, save_model
+
+    g = torch.Generator().manual_seed(0)
+    test = SimpleNamespace(images=torch.randint(0, 256, (50, 28, 28), dtype=torch.uint8,
+                                                generator=g),
+                           labels=torch.arange(50) % 10)
+    ens = bench("ensemble_runs")
+    monkeypatch.setattr(ens, "FashionMNIST", lambda split, root=None: test)
+    probas = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = build_mlp([784, 16, 10]).eval()
+        with torch.no_grad():
+            probas.append(torch.softmax(model(test.images).double(), 1))
+        run = tmp_path / f"s{seed}"
+        save_model(model, run / "model")
+        (run / "metrics.json").write_text(json.dumps({
+            "recipe": {"name": "tiny"}, "seed": seed, "test_accuracy": 0.5,
+            "train_seconds": 10.0 + seed, "wall_seconds": 12.0 + seed}))
+    result = ens.ensemble([tmp_path / "s0", tmp_path / "s1"])
+    for row, proba in zip(result["runs"], probas, strict=True):
+        assert row["test_accuracy"] == (proba.argmax(1) == test.labels).double().mean().item()
+    expected = ((probas[0] + probas[1]).argmax(1) == test.labels).double().mean().item()
+    assert result["ensemble_test_accuracy"] == expected
+    assert result["ensemble_train_seconds"] == 21.0
+    with pytest.raises(FileNotFoundError, match="not a finished recipe run: no model"):
+        ens.ensemble([tmp_path])

@@ -125,6 +125,7 @@ def test_model_spec_is_the_built_models_spec():
         ({"monitor": "loss"}, ValueError, r"monitor must be a history key"),
         ({"precision": "fp16"}, ValueError, r"precision must be one of 'fp32', 'bf16'"),
         ({"threads": 0}, ValueError, r"threads must be >= 1, got 0"),
+        ({"mixup": -1.0}, ValueError, r"mixup must be a finite number >= 0, got -1.0"),
         ({"name": ""}, ValueError, r"name must be a non-empty str"),
     ],
 )

@@ -8,6 +8,7 @@ import functools
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fcnet import Callback, EarlyStopping, NonFiniteLossError, Trainer, build_mlp
@@ -395,3 +396,53 @@ def test_flush_denormal_keeps_a_setting_the_user_made():
     with flush_denormal():
         assert _flushing()
     assert not _flushing()
+
+
+def test_mixup_mixes_inputs_and_losses_with_one_draw():
+    torch.manual_seed(0)
+    model = build_mlp([4, 3])
+    seen = {}
+
+    class Spy(nn.Module):  # records what the model is fed
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            seen["x"] = x.detach().clone()
+            return self.inner(x)
+
+    x = torch.tensor([[0, 255, 0, 255], [255, 0, 255, 0]], dtype=torch.uint8)
+    y = torch.tensor([0, 1])
+    trainer = Trainer(Spy(model), mixup=0.4, lr=0.0, epochs=1, batch_size=2, seed=3,
+                      progress=False)
+    torch.manual_seed(3)
+    lam, perm = trainer._mixup_draw(2)
+    assert 0.0 <= lam <= 1.0 and sorted(perm.tolist()) == [0, 1]
+    trainer.fit((x, y))
+    xf = x.float() / 255
+    order = trainer._loader.order(0)
+    xb, yb = xf[order], y[order]
+    torch.manual_seed(3)  # fit seeds the global generator the same way
+    lam, perm = trainer._mixup_draw(2)
+    torch.testing.assert_close(seen["x"], lam * xb + (1 - lam) * xb[perm])
+    out = model(seen["x"])
+    expected = lam * F.cross_entropy(out, yb) + (1 - lam) * F.cross_entropy(out, yb[perm])
+    assert trainer.history[0]["train_loss"] == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_mixup_rejects_a_negative_alpha():
+    with pytest.raises(ValueError, match=r"mixup must be a finite number >= 0, got -0.2"):
+        Trainer(build_mlp([4, 3]), mixup=-0.2, progress=False)
+
+
+def test_mixup_feeds_an_fcnet_model_pixels_scaled_to_unit_range():
+    model = build_mlp([4, 3], input_norm=(0.5, 0.5))
+    fed = []
+    model.input.register_forward_pre_hook(lambda m, args: fed.append(args[0].detach()))
+    x = torch.tensor([[0, 255, 0, 255], [255, 0, 255, 0]], dtype=torch.uint8)
+    Trainer(model, mixup=1.0, epochs=1, batch_size=2, seed=0, progress=False).fit(
+        (x, torch.tensor([0, 1])))
+    mixed = fed[-1]
+    assert mixed.dtype == torch.float32 and mixed.min() >= 0 and mixed.max() <= 1
+    torch.testing.assert_close(mixed.sum(1), torch.full((2,), 2.0))  # a convex mix of rows

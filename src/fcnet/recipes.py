@@ -174,6 +174,7 @@ class Recipe:
     scheduler: str | None = None  # None (constant lr), "onecycle", "cosine" or "step"
     scheduler_kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)  # extras
     label_smoothing: float = 0.0  # in [0, 1); needs loss="cross_entropy"
+    mixup: float = 0.0  # mixup's Beta(alpha, alpha) parameter; 0: off
     augment: str | None = None  # batch augmentation, e.g. "flip,shift:2"; None: none
     input_norm: tuple[float, float] | None = (0.5, 0.5)  # (mean, std) on [0, 1] pixels
     input_dropout: float = 0.0  # dropout probability on the input pixels (0: none)
@@ -242,6 +243,8 @@ class Recipe:
             raise ValueError(
                 f"label_smoothing needs loss='cross_entropy', got loss={self.loss!r}"
             )
+        if not is_number(self.mixup) or not (math.isfinite(self.mixup) and self.mixup >= 0):
+            raise ValueError(f"mixup must be a finite number >= 0, got {self.mixup!r}")
         if self.augment is not None:
             if not isinstance(self.augment, str):
                 raise TypeError(f"augment must be a str or None, got {self.augment!r}")
@@ -620,6 +623,7 @@ def run_recipe(
             seed=seed,
             weight_decay=recipe.weight_decay,
             label_smoothing=recipe.label_smoothing,
+            mixup=recipe.mixup,
             scheduler=recipe.scheduler,
             scheduler_kwargs=recipe.scheduler_kwargs,
             precision=recipe.precision,

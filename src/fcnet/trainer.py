@@ -108,6 +108,12 @@ class Trainer:
             tensors) are not decayed, as in timm and most training recipes.
         momentum: Momentum for ``"sgd"``.
         label_smoothing: Label smoothing in ``[0, 1)`` for ``"cross_entropy"``.
+        mixup: Mixup's ``alpha`` (``0``: off). Each training batch is replaced by
+            ``lam * x + (1 - lam) * x[perm]`` for a random pairing ``perm`` and
+            ``lam ~ Beta(alpha, alpha)``, and the loss by the same mix of the losses
+            against both labels (Zhang et al., 2018). ``lam`` and ``perm`` come from
+            torch's global generator, so ``seed`` fixes them. ``train_accuracy`` is
+            then measured against the unpermuted labels.
         scheduler: ``None``, ``"onecycle"`` (per batch), ``"cosine"`` (per batch,
             down to 0), ``"step"`` (per epoch: ``lr * gamma`` every ``step_size``
             epochs), or a factory ``optimizer -> scheduler``.
@@ -152,6 +158,7 @@ class Trainer:
         weight_decay: float = 0.0,
         momentum: float = 0.9,
         label_smoothing: float = 0.0,
+        mixup: float = 0.0,
         scheduler: str | SchedulerFactory | None = None,
         scheduler_kwargs: Mapping[str, Any] | None = None,
         scheduler_interval: str = "epoch",
@@ -175,6 +182,7 @@ class Trainer:
         label_smoothing = _check_nonneg_float("label_smoothing", label_smoothing)
         if label_smoothing >= 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        mixup = _check_nonneg_float("mixup", mixup)
         if label_smoothing and loss != "cross_entropy":
             raise ValueError(
                 f"label_smoothing needs loss='cross_entropy', got loss={loss!r}"
@@ -224,6 +232,7 @@ class Trainer:
         self.weight_decay = _check_nonneg_float("weight_decay", weight_decay)
         self.momentum = _check_nonneg_float("momentum", momentum)
         self.label_smoothing = label_smoothing
+        self.mixup = mixup
         self.scheduler_spec = scheduler
         self.scheduler_kwargs = dict(scheduler_kwargs or {})
         self.scheduler_interval = scheduler_interval
@@ -532,9 +541,18 @@ class Trainer:
             self._end_epoch(number)
 
     def _step(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int, batch: int) -> torch.Tensor:
+        xb = self._prepare(xb)
+        if self.mixup:
+            lam, perm = self._mixup_draw(len(yb))
+            if not xb.is_floating_point():  # raw input for an fcnet model's InputAdapter
+                scale = 1.0 / 255.0 if xb.dtype == torch.uint8 else 1.0  # pixels to [0, 1]
+                xb = xb.to(torch.float32) * scale
+            xb = torch.lerp(xb[perm], xb, lam)  # lam * x + (1 - lam) * x[perm]
         with self._autocast():
-            out = self.model(self._prepare(xb))
+            out = self.model(xb)
             loss = self._loss(out, yb)
+            if self.mixup:
+                loss = lam * loss + (1.0 - lam) * self._loss(out, yb[perm])
         if self.device.type == "cpu" and not math.isfinite(loss.item()):
             # On the CPU reading the loss is free; on accelerators it is checked per epoch.
             raise NonFiniteLossError(
@@ -556,6 +574,11 @@ class Trainer:
         self._acc["correct"] += (out.detach().argmax(1) == yb).sum()
         self._acc["seen"] += n
         return loss
+
+    def _mixup_draw(self, n: int) -> tuple[float, torch.Tensor]:
+        alpha = torch.tensor(self.mixup, dtype=torch.float64)
+        lam = float(torch.distributions.Beta(alpha, alpha).sample())
+        return lam, torch.randperm(n).to(self.device)
 
     def _end_epoch(self, number: int) -> None:
         acc = self._acc
