@@ -177,3 +177,22 @@ def test_ensemble_of_recipe_runs(bench, tmp_path, monkeypatch):
     assert result["ensemble_train_seconds"] == 21.0
     with pytest.raises(FileNotFoundError, match="not a finished recipe run: no model"):
         ens.ensemble([tmp_path])
+
+
+def test_collect_runs_summarises_seeds(bench, tmp_path):
+    collect = bench("collect_runs")
+    for seed, acc in ((0, 0.91), (1, 0.92)):
+        run = tmp_path / f"s{seed}"
+        run.mkdir()
+        (run / "metrics.json").write_text(json.dumps({
+            "recipe": {"name": "best"}, "seed": seed, "test_accuracy": acc,
+            "val_accuracy": None, "epochs_run": 48, "train_samples": 60000,
+            "wall_seconds": 700.0 + seed, "train_seconds": 690.0, "threads": 1,
+            "torch_version": torch.__version__, "created": "now"}))
+    result = collect.collect([tmp_path / "s0", tmp_path / "s1"])
+    assert result["recipe"] == "best" and [r["seed"] for r in result["runs"]] == [0, 1]
+    assert result["test_accuracy_mean"] == pytest.approx(0.915)
+    assert result["test_accuracy_std"] == pytest.approx(0.00707, abs=1e-5)
+    assert result["wall_seconds_min_max"] == [700.0, 701.0]
+    with pytest.raises(FileNotFoundError, match="no metrics.json"):
+        collect.collect([tmp_path])
