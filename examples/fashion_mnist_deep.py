@@ -10,12 +10,12 @@ torchvision pipeline).
 Measured with fcnet's defaults (1 CPU thread), seeds 0, 1, 2:
     test accuracy  0.8903 +- 0.0026 (mean +- sample std; seeds: 0.8913, 0.8922, 0.8873);
                    validation 0.8982 on average
-    wall time      197-225 s per run (35 epochs, data loading and figures included),
-                   on a CPU shared with other jobs (load average 1.4-2.8), so these
-                   times are inflated; not measured on an idle machine
+    wall time      165-200 s per run (35 epochs, data loading and figures included), with
+                   another 1-thread run beside it on the 2 cores; the notebook needed
+                   about 15 minutes on a GPU
     hardware       Intel Xeon @ 2.50GHz, 2 cores, CPU only, 1 thread
     torch          2.14.1+cu130 (CPU), Python 3.11
-Per-seed numbers: benchmarks/results/recipes_seeds.json.
+Per-seed numbers: benchmarks/results/deep_seeds.json.
 
 Usage::
 
