@@ -25,6 +25,7 @@ from fcnet import (
     NonFiniteLossError,
     ProgressBar,
     Trainer,
+    WeightAveraging,
     build_mlp,
 )
 from fcnet.checkpoint import find_latest_checkpoint, load_training_state
@@ -165,7 +166,7 @@ def test_ctrl_c_in_a_real_process_saves_where_it_stopped_and_resumes_exactly(tmp
 
 # ---------------------------------------------------------------------------- in-process
 def _run(model0, ckpt=None, callbacks=(), resume_from=None, *, optimizer="adam",
-         scheduler="onecycle", epochs=3, every_n_batches=2, es=True, data=None):
+         scheduler="onecycle", epochs=3, every_n_batches=2, es=True, data=None, **extra):
     (train, val) = data or _data()
     model = copy.deepcopy(model0)
     cbs = [EarlyStopping(patience=10)] if es else []
@@ -173,7 +174,7 @@ def _run(model0, ckpt=None, callbacks=(), resume_from=None, *, optimizer="adam",
     if ckpt is not None:
         cbs.append(ModelCheckpoint(ckpt, every_n_batches=every_n_batches))
     trainer = Trainer(model, optimizer=optimizer, lr=1e-2, epochs=epochs, batch_size=16,
-                      seed=3, scheduler=scheduler, callbacks=cbs, progress=False)
+                      seed=3, scheduler=scheduler, callbacks=cbs, progress=False, **extra)
     trainer.fit(train, val, resume_from=resume_from)
     return trainer
 
@@ -200,6 +201,20 @@ def test_crash_between_steps_then_resume_is_exact(tmp_path, model0, optimizer, s
     assert _strip_seconds(resumed.history) == _strip_seconds(reference.history)
     assert resumed.optimizer.state_dict()["param_groups"] == \
         reference.optimizer.state_dict()["param_groups"]
+
+
+def test_resume_is_exact_with_mixup_weight_decay_groups_and_weight_averaging(tmp_path, model0):
+    # Mixup draws from the global generator; weight decay splits the parameters into two
+    # optimizer groups; the EMA is callback state. All must come back exactly.
+    kw = {"optimizer": "adamw", "mixup": 0.2, "weight_decay": 0.05,
+          "callbacks": [WeightAveraging(0.9)]}
+    reference = _run(model0, **kw)
+    with pytest.raises(_Crash):
+        _run(model0, tmp_path, **{**kw, "callbacks": [WeightAveraging(0.9), _CrashAt(9)]})
+    resumed = _run(model0, tmp_path, resume_from=tmp_path, **kw)
+    _assert_same_weights(_weights(resumed.model), _weights(reference.model))
+    assert _strip_seconds(resumed.history) == _strip_seconds(reference.history)
+    assert len(resumed.optimizer.param_groups) == 2
 
 
 def test_sigint_saves_a_mid_epoch_checkpoint_and_resume_is_exact(tmp_path, model0):
