@@ -10,6 +10,10 @@ notebook (see ``SEED.md``):
 - ``"deep"``: 784-392-196-98-49-10, ReLU, dropout 0.25 after the first three hidden
   layers, LogSoftmax + NLL, Adam at 7e-4, 35 epochs of batch 64 (notebook: 88.65%).
 
+Beyond the notebook, ``"best_split"`` is fcnet's best pure MLP, its settings chosen on
+the validation split, and ``"best"`` refits those settings on all 60,000 training
+images (``val_fraction=0``), where nothing is left to select an epoch by.
+
 :func:`run_recipe` trains a recipe for one seed, evaluates it once on the test set and
 writes the model, its history, its metrics and four figures into a folder;
 :func:`main` is the command line (``fcnet-recipe`` or ``python -m fcnet.recipes``)::
@@ -17,11 +21,12 @@ writes the model, its history, its metrics and four figures into a folder;
     python -m fcnet.recipes baseline --seed 0 --out runs/baseline
     python -m fcnet.recipes deep --seeds 0 1 2 --out runs/deep
 
-Model selection follows the notebook, which saved a checkpoint whenever the validation
-loss decreased and used that checkpoint for the test: training runs for every epoch
-(no early stop), and at the end the weights of the epoch with the lowest validation
-loss are put back (:class:`fcnet.EarlyStopping` with a patience longer than the run
-and ``restore_best=True``). The test set is touched once, after training.
+For the seed recipes, model selection follows the notebook, which saved a checkpoint
+whenever the validation loss decreased and used that checkpoint for the test: training
+runs for every epoch (no early stop), and at the end the weights of the epoch with the
+lowest validation loss are put back (:class:`fcnet.EarlyStopping` with a patience
+longer than the run and ``restore_best=True``). The test set is touched once, after
+training.
 """
 
 from __future__ import annotations
