@@ -63,6 +63,11 @@ def _check_nonneg_float(name: str, value: Any) -> float:
     return float(value)
 
 
+def _as_float(x: torch.Tensor) -> torch.Tensor:
+    """Integer input as float32: ``uint8`` pixels scaled to ``[0, 1]``, others as they are."""
+    return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+
+
 def _can_fuse(optimizer_cls: type[torch.optim.Optimizer], params: Sequence[torch.Tensor]) -> bool:
     """Whether this torch has a fused step of ``optimizer_cls`` for ``params``.
 
@@ -261,7 +266,7 @@ class Trainer:
         # fcnet models carry their preprocessing (InputAdapter); others get float input.
         if self._raw_input_ok or x.is_floating_point():
             return x
-        return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        return _as_float(x)
 
     @property
     def _raw_input_ok(self) -> bool:
@@ -545,8 +550,7 @@ class Trainer:
         if self.mixup:
             lam, perm = self._mixup_draw(len(yb))
             if not xb.is_floating_point():  # raw input for an fcnet model's InputAdapter
-                scale = 1.0 / 255.0 if xb.dtype == torch.uint8 else 1.0  # pixels to [0, 1]
-                xb = xb.to(torch.float32) * scale
+                xb = _as_float(xb)
             xb = torch.lerp(xb[perm], xb, lam)  # lam * x + (1 - lam) * x[perm]
         with self._autocast():
             out = self.model(xb)
