@@ -121,9 +121,7 @@ class EarlyStopping(Callback):
     @property
     def resolved_mode(self) -> str:
         """``"min"`` or ``"max"``: :attr:`mode` with ``"auto"`` decided from the name."""
-        if self.mode != "auto":
-            return self.mode
-        return "max" if "acc" in self.monitor else "min"
+        return _resolve_mode(self.mode, self.monitor)
 
     def on_train_begin(self, trainer: Trainer) -> None:
         """Reset the state, and check that the monitored value will exist."""
@@ -203,6 +201,13 @@ class EarlyStopping(Callback):
         self.wait = state["wait"]
         self.stopped_epoch = state["stopped_epoch"]
         self.best_weights = state["best_weights"]
+
+
+def _resolve_mode(mode: str, monitor: str) -> str:
+    # "auto": accuracies are maximised, everything else (losses) minimised.
+    if mode != "auto":
+        return mode
+    return "max" if "acc" in monitor else "min"
 
 
 def _format_logs(logs: dict[str, Any]) -> str:
@@ -491,9 +496,7 @@ class ModelCheckpoint(Callback):
     @property
     def resolved_mode(self) -> str:
         """``"min"`` or ``"max"``: :attr:`mode` with ``"auto"`` decided from the name."""
-        if self.mode != "auto":
-            return self.mode
-        return "max" if "acc" in self.monitor else "min"
+        return _resolve_mode(self.mode, self.monitor)
 
     def on_train_begin(self, trainer: Trainer) -> None:
         """Check the folder and the monitored value; start a new run."""
