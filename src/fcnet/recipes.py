@@ -344,6 +344,17 @@ class Recipe:
         return cls(**data)
 
 
+_BASELINE = Recipe(
+    name="baseline",
+    sizes=(784, 128, 64, 10),
+    dropout=(0.25, 0.25),
+    lr=3e-3,
+    epochs=25,
+    batch_size=64,
+    reference_accuracy=0.8742,
+    description="notebook baseline: 784-128-64-10, dropout 0.25 x2, Adam 3e-3, 25 epochs",
+)
+
 _BEST_SPLIT = Recipe(
     name="best_split",
     sizes=(784, 1024, 1024, 1024, 10),
@@ -376,16 +387,7 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType(
         # The notebook meant dropout after both hidden layers but, by reusing the
         # OrderedDict key 'drop1', really trained a single dropout layer. Here the
         # layer names are generated, so both dropout layers exist.
-        "baseline": Recipe(
-            name="baseline",
-            sizes=(784, 128, 64, 10),
-            dropout=(0.25, 0.25),
-            lr=3e-3,
-            epochs=25,
-            batch_size=64,
-            reference_accuracy=0.8742,
-            description="notebook baseline: 784-128-64-10, dropout 0.25 x2, Adam 3e-3, 25 epochs",
-        ),
+        "baseline": _BASELINE,
         "deep": Recipe(
             name="deep",
             sizes=(784, 392, 196, 98, 49, 10),
@@ -399,14 +401,10 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType(
         ),
         # What the notebook really trained: its OrderedDict reused the key 'drop1', so
         # only the first hidden layer had dropout.
-        "baseline_as_trained": Recipe(
+        "baseline_as_trained": replace(
+            _BASELINE,
             name="baseline_as_trained",
-            sizes=(784, 128, 64, 10),
             dropout=(0.25, 0.0),
-            lr=3e-3,
-            epochs=25,
-            batch_size=64,
-            reference_accuracy=0.8742,
             description="the notebook's baseline as it really ran: one dropout layer",
         ),
         # Beyond the notebook: wide, batch-normalised, GELU, AdamW with a one-cycle
@@ -592,9 +590,9 @@ def run_recipe(
     if epochs is not None:
         recipe = replace(recipe, epochs=epochs)
     previous_threads = torch.get_num_threads()
-    if threads is None:  # the recipe's choice, else the default; never above the setting
-        threads = min(recipe.threads or DEFAULT_THREADS, previous_threads)
     n_threads = threads
+    if n_threads is None:  # the recipe's choice, else the default; never above the setting
+        n_threads = min(recipe.threads or DEFAULT_THREADS, previous_threads)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
 
     start = time.perf_counter()
