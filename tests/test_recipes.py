@@ -18,7 +18,7 @@ from fcnet.recipes import RECIPES, RUN_FILES, Recipe, get_recipe, main, run_reci
 
 # ----------------------------------------------------------------------------- registry
 
-UNKNOWN_WIDE = ("unknown recipe 'wide'; known recipes: baseline, baseline_as_trained, best, "
+UNKNOWN_WIDE = ("unknown recipe 'wide'; known recipes: baseline, baseline_as_described, best, "
                 "best_split, deep")
 
 
@@ -35,16 +35,16 @@ def test_registry_holds_the_seed_recipes():
 def test_baseline_matches_seed():
     r = RECIPES["baseline"]
     assert r.sizes == (784, 128, 64, 10)
-    assert r.dropout == (0.25, 0.25)
+    assert r.dropout == (0.25, 0.0)
     assert (r.activation, r.output, r.loss, r.optimizer) == ("relu", "log_softmax", "nll", "adam")
     assert r.lr == 0.003 and r.epochs == 25 and r.batch_size == 64
     assert r.input_norm == (0.5, 0.5) and r.val_fraction == 0.2
     assert r.scheduler is None and r.weight_decay == 0 and r.augment is None
     assert r.restore_best and r.monitor == "val_loss" and r.patience is None
     model = r.build_model()
-    # Both dropout layers exist, unlike the notebook's network (its 'drop1' key was reused).
-    drops = _layers(model, nn.Dropout)
-    assert [d.p for d in drops] == [0.25, 0.25]
+    # The network the notebook trained: one dropout layer (its 'drop1' key was reused).
+    assert [d.p for d in _layers(model, nn.Dropout)] == [0.25]
+    assert isinstance(model.drop1, nn.Dropout)
     assert [(m.in_features, m.out_features) for m in _layers(model, nn.Linear)] == [
         (784, 128), (128, 64), (64, 10)
     ]  # fmt: skip
@@ -351,9 +351,14 @@ def test_best_recipe_is_a_pure_mlp_with_weight_averaging():
     assert best.epochs * 60000 == split.epochs * 48000
 
 
-def test_baseline_as_trained_has_the_notebooks_single_dropout_layer():
+def test_baseline_as_described_has_both_dropout_layers():
     from fcnet.recipes import RECIPES
 
-    model = RECIPES["baseline_as_trained"].build_model()
-    assert sum(isinstance(m, nn.Dropout) for m in model) == 1
-    assert isinstance(model.drop1, nn.Dropout)
+    described, baseline = RECIPES["baseline_as_described"], RECIPES["baseline"]
+    model = described.build_model()
+    assert [(name, m.p) for name, m in model.named_children() if isinstance(m, nn.Dropout)] == [
+        ("drop1", 0.25), ("drop2", 0.25)
+    ]  # fmt: skip
+    # Dropout is the one difference from the baseline.
+    assert dataclasses.replace(described, name="baseline", dropout=baseline.dropout,
+                               description=baseline.description) == baseline

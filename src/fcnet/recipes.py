@@ -5,8 +5,11 @@ on Fashion-MNIST: architecture, loss, optimiser, schedule, split and model selec
 :data:`RECIPES` holds the named recipes; the two seed recipes reproduce the reference
 notebook (see ``SEED.md``):
 
-- ``"baseline"``: 784-128-64-10, ReLU, dropout 0.25 after both hidden layers,
-  LogSoftmax + NLL, Adam at 3e-3, 25 epochs of batch 64 (notebook: 87.42% test).
+- ``"baseline"``: 784-128-64-10, ReLU, dropout 0.25 after the first hidden layer,
+  LogSoftmax + NLL, Adam at 3e-3, 25 epochs of batch 64 (notebook: 87.42% test). The
+  notebook meant dropout after both hidden layers, but its network had one dropout layer
+  (a reused ``OrderedDict`` key), and that network made the 87.42%;
+  ``"baseline_as_described"`` is the two-dropout network it meant.
 - ``"deep"``: 784-392-196-98-49-10, ReLU, dropout 0.25 after the first three hidden
   layers, LogSoftmax + NLL, Adam at 7e-4, 35 epochs of batch 64 (notebook: 88.65%).
 
@@ -347,12 +350,13 @@ class Recipe:
 _BASELINE = Recipe(
     name="baseline",
     sizes=(784, 128, 64, 10),
-    dropout=(0.25, 0.25),
+    dropout=(0.25, 0.0),
     lr=3e-3,
     epochs=25,
     batch_size=64,
     reference_accuracy=0.8742,
-    description="notebook baseline: 784-128-64-10, dropout 0.25 x2, Adam 3e-3, 25 epochs",
+    description="notebook baseline as it ran: 784-128-64-10, dropout 0.25 after the first "
+    "hidden layer, Adam 3e-3, 25 epochs",
 )
 
 _BEST_SPLIT = Recipe(
@@ -384,9 +388,9 @@ _BEST_SPLIT = Recipe(
 #: The named recipes. The seed recipes follow the reference notebook (``SEED.md``).
 RECIPES: Mapping[str, Recipe] = MappingProxyType(
     {
-        # The notebook meant dropout after both hidden layers but, by reusing the
-        # OrderedDict key 'drop1', really trained a single dropout layer. Here the
-        # layer names are generated, so both dropout layers exist.
+        # The network the notebook trained, which made its 87.42%: the notebook meant
+        # dropout after both hidden layers, but its OrderedDict reused the key 'drop1',
+        # so only the first hidden layer had dropout.
         "baseline": _BASELINE,
         "deep": Recipe(
             name="deep",
@@ -399,13 +403,14 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType(
             description="notebook deep: 784-392-196-98-49-10, dropout 0.25 x3, Adam 7e-4, "
             "35 epochs",
         ),
-        # What the notebook really trained: its OrderedDict reused the key 'drop1', so
-        # only the first hidden layer had dropout.
-        "baseline_as_trained": replace(
+        # The baseline as the notebook meant it: dropout after both hidden layers (the
+        # layer names here are generated, so a second dropout layer cannot vanish).
+        "baseline_as_described": replace(
             _BASELINE,
-            name="baseline_as_trained",
-            dropout=(0.25, 0.0),
-            description="the notebook's baseline as it really ran: one dropout layer",
+            name="baseline_as_described",
+            dropout=(0.25, 0.25),
+            description="the notebook's baseline as it was meant: dropout 0.25 after both "
+            "hidden layers",
         ),
         # Beyond the notebook: wide, batch-normalised, GELU, AdamW with a one-cycle
         # schedule, label smoothing, input dropout and an EMA of the weights. Every
