@@ -25,6 +25,7 @@ from torch import nn
 
 from fcnet._checks import check_int, is_number
 from fcnet._device import flush_denormal, select_device
+from fcnet._fused import clear_grads, optimizer_step
 from fcnet.callbacks import Callback, ModelCheckpoint, ProgressBar
 from fcnet.data import DeviceLoader, to_tensors
 from fcnet.exceptions import NonFiniteLossError
@@ -97,7 +98,11 @@ class Trainer:
             converted to ``float32``.
         optimizer: ``"adam"``, ``"adamw"``, ``"sgd"`` (with ``momentum`` and Nesterov),
             or a factory ``params -> torch.optim.Optimizer`` (then ``lr`` and
-            ``weight_decay`` are only used by the named schedules).
+            ``weight_decay`` are only used by the named schedules). The named
+            optimizers use torch's fused step where torch has one; for Adam and AdamW
+            the Trainer calls its kernel itself, bit-identical to ``step()`` but
+            without ~0.2 ms of Python per step, unless hooks or options need torch's
+            own ``step()``. :attr:`optimizer` is a plain torch optimizer either way.
         lr: Learning rate (the peak rate for ``"onecycle"``). ``0`` is allowed.
         epochs: Number of passes over the training data.
         batch_size: Samples per optimisation step.
@@ -146,6 +151,8 @@ class Trainer:
         history: The :class:`~fcnet.history.History` of the last (or current) fit.
         should_stop: Set to ``True`` (e.g. by a callback) to stop after this epoch.
         epoch: Number of completed epochs.
+        optimizer: The torch optimizer of the current or last fit (``None`` before
+            the first); :meth:`fit` makes a new one each time.
     """
 
     def __init__(
@@ -563,11 +570,11 @@ class Trainer:
                 f"the training loss became {loss.item()} at epoch {epoch}, batch {batch}; "
                 f"lower the learning rate or check the data"
             )
-        self.optimizer.zero_grad(set_to_none=True)
+        clear_grads(self.optimizer)
         loss.backward()
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        self.optimizer.step()
+        optimizer_step(self.optimizer)
         if self.scheduler is not None and self._sched_interval == "batch":
             self.scheduler.step()
         loss = loss.detach()
