@@ -132,7 +132,7 @@ def compare(source: Path | None, rounds: int, seed: int = 0,
             train_data = (train.images[: limit - n_val], train.labels[: limit - n_val])
             val_data = (val.images[:n_val], val.labels[:n_val])
         torch.manual_seed(seed)
-        model = C.fcnet_baseline_model(as_run=True)  # the notebook side's network
+        model = C.fcnet_baseline_model()  # the notebook side's network
         interleave = _Interleave(notebook_epoch)
         trainer = Trainer(model, loss="nll", lr=3e-3, batch_size=64, epochs=rounds, seed=seed,
                           device="cpu", progress=False, callbacks=[interleave])
