@@ -12,21 +12,20 @@ Every setting was chosen on the 12,000-image validation split (recipe ``best_spl
 script runs ``best``: the same settings refit on all 60,000 training images for 48
 epochs, as many samples as the selected run. The test set is read once per run.
 
-Measured with fcnet's defaults (1 CPU thread; two runs side by side on the 2 cores),
-seeds 0, 1, 2:
-    test accuracy  0.9144 +- 0.0010 (mean +- sample std; seeds: 0.9137, 0.9155, 0.9140);
-                   the issue's 91.5% goal for a single model is missed by 0.06 points
-    wall time      765-812 s per run (48 epochs, data loading and figures included),
-                   about 15.5 s per epoch of 60,000 images with one thread; seed 0 rerun
-                   alone in a slower hour (host steal ~9%) took 947 s, over the 15-minute
-                   goal, and gave the same test accuracy, 0.9137
+Measured with the recipe's defaults (2 CPU threads, one run at a time), seeds 0, 1, 2:
+    test accuracy  0.9143 +- 0.0005 (mean +- sample std; seeds: 0.9143, 0.9148, 0.9139);
+                   the issue's 91.5% goal for a single model is missed by 0.07 points
+    wall time      785, 787 and 651 s per run (48 epochs, data loading and figures
+                   included); the host took 8.7%, 9.4% and 1.2% of the CPU time (steal)
+    one thread     0.9144 +- 0.0010, 765-812 s beside another run, 947 s alone in a slow
+                   hour (benchmarks/results/best_one_thread_seeds.json)
     best_split     0.9099 +- 0.0008 test, 0.9168 validation (EMA weights), 856-926 s
-    ensemble       the three models' averaged probabilities: 0.9169 (2,366 s of training)
+    ensemble       the three models' averaged probabilities: 0.9166 (2,210 s of training)
     hardware       Intel Xeon @ 2.50GHz, 2 cores, CPU only
     torch          2.14.1+cu130 (CPU), Python 3.11
-Per-seed numbers: benchmarks/results/best_seeds.json. On an idle machine
-``--threads 2`` runs an epoch ~1.3x faster, but it is slower whenever anything else
-uses the cores, so the recipe keeps the default of one thread that was measured.
+Per-seed numbers: benchmarks/results/best_seeds.json. Two threads run an epoch ~1.27x
+faster than one on an idle machine but collapse when another process uses the cores;
+pass ``--threads 1`` on a busy machine.
 
 Usage::
 

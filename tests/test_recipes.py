@@ -347,7 +347,9 @@ def test_best_recipe_is_a_pure_mlp_with_weight_averaging():
     # "best" refits best_split's settings on all 60,000 images for as many steps.
     assert best.val_fraction == 0 and split.val_fraction == 0.2
     assert dataclasses.replace(best, name=split.name, val_fraction=split.val_fraction,
-                               epochs=split.epochs, description=split.description) == split
+                               epochs=split.epochs, threads=split.threads,
+                               description=split.description) == split
+    assert best.threads == 2 and split.threads is None
     assert best.epochs * 60000 == split.epochs * 48000
 
 
