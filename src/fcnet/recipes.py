@@ -421,8 +421,8 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType(
         # 48 epochs of 60,000 images are as many samples (and steps) as 60 of 48,000,
         # so the schedule and the training time stay those of the selected run. Two
         # threads: alone on the 2-core machine an epoch runs ~1.27x faster than with
-        # one (3.4 s against 4.3 s per 15,360 images, alternating), which keeps the run
-        # well inside 15 minutes.
+        # one (3.4 s against 4.3 s per 15,360 images, alternating); three runs alone
+        # took 651-787 s, inside 15 minutes (one thread: up to 947 s).
         "best": replace(
             _BEST_SPLIT,
             name="best",
