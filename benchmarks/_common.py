@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gzip
 import json
 import math
@@ -277,10 +278,9 @@ def fcnet_baseline_model(output: str = "log_softmax") -> nn.Module:
         output: ``"log_softmax"`` (the notebook's head, for NLLLoss) or ``"logits"`` (the
             same network with the LogSoftmax left to the cross-entropy loss).
     """
-    from fcnet import build_mlp
+    from fcnet.recipes import RECIPES
 
-    dropout = (0.25, 0.0)
-    return build_mlp([784, 128, 64, 10], dropout, output=output, input_norm=(0.5, 0.5))
+    return dataclasses.replace(RECIPES["baseline"].model_spec, output=output).build()
 
 
 # ---------------------------------------------------------------------- notebook side

@@ -14,7 +14,7 @@ def _model(seed: int = 0) -> nn.Module:
     return nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.BatchNorm1d(16), nn.Linear(16, 3))
 
 
-def _groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def _groups(model: nn.Module) -> list[dict]:
     params = list(model.parameters())
     return [{"params": [p for p in params if p.ndim > 1]},
             {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
@@ -44,7 +44,7 @@ OPTIMIZERS = {
     "adam": lambda m: torch.optim.Adam(m.parameters(), lr=0.01, fused=True),
     "adam-l2": lambda m: torch.optim.Adam(m.parameters(), lr=0.01, weight_decay=0.1,
                                           fused=True),
-    "adamw-groups": lambda m: torch.optim.AdamW(_groups(m, 0.05), lr=0.01, weight_decay=0.05,
+    "adamw-groups": lambda m: torch.optim.AdamW(_groups(m), lr=0.01, weight_decay=0.05,
                                                 betas=(0.8, 0.99), fused=True),
 }
 
