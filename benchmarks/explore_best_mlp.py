@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fcnet.models import FastDropout
+
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -62,12 +64,15 @@ def load_data(seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     }
 
 
-def build(widths: list[int], norm: str, act: str, dropout: float, in_drop: float) -> nn.Module:
+def build(
+    widths: list[int], norm: str, act: str, dropout: float, in_drop: float, fast: bool = False
+) -> nn.Module:
     """Flatten -> [Linear -> norm -> act -> dropout] * len(widths) -> Linear(10)."""
     acts = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+    drop = FastDropout if fast else nn.Dropout
     layers: list[nn.Module] = [nn.Flatten()]
     if in_drop > 0:
-        layers.append(nn.Dropout(in_drop))
+        layers.append(drop(in_drop))
     prev = 784
     for w in widths:
         # Bias is redundant right before BatchNorm.
@@ -78,7 +83,7 @@ def build(widths: list[int], norm: str, act: str, dropout: float, in_drop: float
             layers.append(nn.LayerNorm(w))
         layers.append(acts[act]())
         if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(drop(dropout))
         prev = w
     layers.append(nn.Linear(prev, 10))
     return nn.Sequential(*layers)
@@ -145,7 +150,7 @@ def evaluate(
 
 def throughput(args: argparse.Namespace) -> None:
     """Print training samples/s (forward + backward + AdamW step) for the configured model."""
-    model = build(args.widths, args.norm, args.act, args.dropout, args.in_drop)
+    model = build(args.widths, args.norm, args.act, args.dropout, args.in_drop, args.fast_dropout)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.rand(args.batch_size, 28, 28)
     y = torch.randint(0, 10, (args.batch_size,))
@@ -179,7 +184,7 @@ def train(args: argparse.Namespace) -> None:
     mean, std = xtr.mean().item(), xtr.std().item()
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    model = build(args.widths, args.norm, args.act, args.dropout, args.in_drop)
+    model = build(args.widths, args.norm, args.act, args.dropout, args.in_drop, args.fast_dropout)
     # No weight decay on biases and norm parameters.
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
@@ -287,6 +292,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--act", choices=["relu", "gelu", "silu"], default="gelu")
     p.add_argument("--dropout", type=float, default=0.2, help="after every hidden layer")
     p.add_argument("--in-drop", type=float, default=0.0, help="dropout on the input pixels")
+    p.add_argument("--fast-dropout", action="store_true",
+                   help="fcnet.models.FastDropout (other, faster CPU masks) instead of nn.Dropout")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=256, help="samples per step")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")

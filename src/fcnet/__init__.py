@@ -22,7 +22,7 @@ from fcnet.exceptions import (
     NonFiniteLossError,
 )
 from fcnet.history import History
-from fcnet.models import MLP, MLPSpec, build_mlp
+from fcnet.models import MLP, FastDropout, MLPSpec, build_mlp
 from fcnet.trainer import Trainer
 
 __version__ = "0.1.0"
@@ -32,6 +32,7 @@ __all__ = [
     "build_mlp",
     "MLP",
     "MLPSpec",
+    "FastDropout",
     "Trainer",
     "History",
     "Callback",

@@ -20,12 +20,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fcnet._checks import check_choice, is_int, is_number
 
-__all__ = ["ACTIVATIONS", "NORMS", "OUTPUTS", "InputAdapter", "MLP", "MLPSpec", "build_mlp"]
+__all__ = [
+    "ACTIVATIONS",
+    "NORMS",
+    "OUTPUTS",
+    "FastDropout",
+    "InputAdapter",
+    "MLP",
+    "MLPSpec",
+    "build_mlp",
+]
 
 #: Activation names accepted by :func:`build_mlp`, with the module each one builds.
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -128,6 +139,7 @@ class MLPSpec:
     output: str = "logits"  # "logits" or "log_softmax"
     input_norm: tuple[float, float] | None = None  # (mean, std) after scaling uint8 to [0, 1]
     input_dropout: float = 0.0  # dropout probability on the input features (0: none)
+    fast_dropout: bool = False  # FastDropout layers (fast CPU masks) instead of nn.Dropout
 
     def __post_init__(self) -> None:
         sizes = _check_sizes(self.sizes)
@@ -143,6 +155,8 @@ class MLPSpec:
         if not 0.0 <= float(p) < 1.0:  # also rejects NaN
             raise ValueError(f"input_dropout must be in [0, 1), got {p!r}")
         object.__setattr__(self, "input_dropout", float(p))
+        if not isinstance(self.fast_dropout, bool):
+            raise TypeError(f"fast_dropout must be True or False, got {self.fast_dropout!r}")
 
     @property
     def in_features(self) -> int:
@@ -172,7 +186,7 @@ class MLPSpec:
         if not isinstance(data, Mapping):
             raise TypeError(f"spec must be a mapping, got {type(data).__name__}")
         allowed = {"sizes", "dropout", "activation", "norm", "output", "input_norm",
-                   "input_dropout"}
+                   "input_dropout", "fast_dropout"}
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ValueError(f"spec has unknown fields {unknown}; allowed: {sorted(allowed)}")
@@ -226,6 +240,46 @@ class InputAdapter(nn.Module):
         return f"in_features={self.in_features}, mean={self.mean.item():g}, std={self.std.item():g}"
 
 
+class FastDropout(nn.Dropout):
+    """:class:`torch.nn.Dropout` whose CPU masks are drawn ~4x faster, from other random bits.
+
+    On the CPU, ``torch.nn.Dropout`` draws its mask with ``bernoulli_``, one
+    Mersenne-twister draw at a time on one thread: ~10 ms for a 512x1024 batch on the
+    project's 2-core machine, a third of a training step of the ``best`` recipe's
+    network. This layer takes one 64-bit seed from torch's default CPU generator per
+    call (so ``torch.manual_seed`` still fixes every mask), feeds it to NumPy's PCG64
+    and keeps an element where a 16-bit draw is below ``round((1 - p) * 65536)``. The
+    mask and its forward and backward pass take ~4 ms for that batch.
+
+    Differences from :class:`torch.nn.Dropout`, all documented trade-offs:
+
+    * the masks are other random draws, so a seeded run differs from the same run with
+      ``nn.Dropout`` (statistically it is the same method);
+    * the keep probability is rounded to a multiple of ``2**-16`` (``p=0.3`` drops with
+      probability 0.300003) and kept elements are scaled by the inverse of the rounded
+      keep probability, so the expected output still equals the input;
+    * for small tensors (64x128) it is no faster: a call has ~0.1 ms of fixed cost.
+
+    Off the CPU, and in evaluation mode, it is exactly :func:`torch.nn.functional.dropout`.
+    """
+
+    _LEVELS = 65536  # keep an element where a uniform 16-bit draw is below the threshold
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 (torch's name)
+        """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``."""
+        if not self.training or self.p == 0 or input.device.type != "cpu":
+            return F.dropout(input, self.p, self.training, self.inplace)
+        threshold = round((1.0 - self.p) * self._LEVELS)
+        n = input.numel()
+        if threshold == 0 or n == 0:
+            return input.mul_(0) if self.inplace else input * 0
+        seed = int(torch.empty((), dtype=torch.int64).random_())  # torch's generator
+        draws = np.random.PCG64(seed).random_raw((n + 3) // 4).view(np.uint16)[:n]
+        keep = torch.from_numpy(draws < threshold).view(input.shape)
+        mask = keep.to(input.dtype).mul_(self._LEVELS / threshold)
+        return input.mul_(mask) if self.inplace else input * mask
+
+
 class MLP(nn.Sequential):
     """A fully-connected classifier built from an :class:`MLPSpec`.
 
@@ -239,8 +293,9 @@ class MLP(nn.Sequential):
         mean, std = spec.input_norm if spec.input_norm is not None else (0.0, 1.0)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         layers["input"] = InputAdapter(spec.in_features, mean, std)
+        dropout = FastDropout if spec.fast_dropout else nn.Dropout
         if spec.input_dropout > 0:
-            layers["drop0"] = nn.Dropout(spec.input_dropout)
+            layers["drop0"] = dropout(spec.input_dropout)
         hidden = spec.sizes[1:-1]
         prev = spec.in_features
         for i, (width, p) in enumerate(zip(hidden, spec.dropout, strict=True), start=1):
@@ -251,7 +306,7 @@ class MLP(nn.Sequential):
                 layers[f"norm{i}"] = nn.LayerNorm(width)
             layers[f"act{i}"] = ACTIVATIONS[spec.activation]()
             if p > 0:
-                layers[f"drop{i}"] = nn.Dropout(p)
+                layers[f"drop{i}"] = dropout(p)
             prev = width
         layers["output"] = nn.Linear(prev, spec.num_classes)
         if spec.output == "log_softmax":
@@ -274,6 +329,7 @@ def build_mlp(
     output: str = "logits",
     input_norm: tuple[float, float] | None = None,
     input_dropout: float = 0.0,
+    fast_dropout: bool = False,
 ) -> MLP:
     """Build a fully-connected classifier.
 
@@ -293,6 +349,10 @@ def build_mlp(
             are scaled to ``[0, 1]``; ``(0.5, 0.5)`` maps pixels to ``[-1, 1]``.
         input_dropout: Dropout probability in ``[0, 1)`` on the input features (a
             layer ``drop0`` after ``input``); ``0`` adds none.
+        fast_dropout: Use :class:`FastDropout` instead of :class:`torch.nn.Dropout`:
+            the same method with other random masks, drawn ~4x faster on the CPU.
+            Worth it for wide layers and large batches; a seeded run then differs
+            from one with ``nn.Dropout``.
 
     Returns:
         An :class:`MLP` (a :class:`torch.nn.Sequential`) that accepts ``(N, F)`` or
@@ -318,5 +378,6 @@ def build_mlp(
         output=output,
         input_norm=input_norm,
         input_dropout=input_dropout,
+        fast_dropout=fast_dropout,
     )
     return spec.build()

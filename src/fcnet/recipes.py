@@ -186,6 +186,7 @@ class Recipe:
     augment: str | None = None  # batch augmentation, e.g. "flip,shift:2"; None: none
     input_norm: tuple[float, float] | None = (0.5, 0.5)  # (mean, std) on [0, 1] pixels
     input_dropout: float = 0.0  # dropout probability on the input pixels (0: none)
+    fast_dropout: bool = False  # fcnet.models.FastDropout instead of nn.Dropout
     val_fraction: float = 0.2  # share of the 60,000 training images held out, stratified;
     # 0 trains on all of them (a refit of settings chosen on a split; no validation)
     restore_best: bool = True  # put back the weights of the best epoch at the end
@@ -212,6 +213,7 @@ class Recipe:
                 tuple(self.input_norm) if isinstance(self.input_norm, list) else self.input_norm
             ),
             input_dropout=self.input_dropout,
+            fast_dropout=self.fast_dropout,
         )
         object.__setattr__(self, "sizes", spec.sizes)
         object.__setattr__(self, "dropout", spec.dropout)
@@ -302,6 +304,7 @@ class Recipe:
             output=self.output,
             input_norm=self.input_norm,
             input_dropout=self.input_dropout,
+            fast_dropout=self.fast_dropout,
         )
 
     def build_model(self) -> MLP:
