@@ -446,3 +446,22 @@ def test_mixup_feeds_an_fcnet_model_pixels_scaled_to_unit_range():
     mixed = fed[-1]
     assert mixed.dtype == torch.float32 and mixed.min() >= 0 and mixed.max() <= 1
     torch.testing.assert_close(mixed.sum(1), torch.full((2,), 2.0))  # a convex mix of rows
+
+
+def test_flush_denormal_reaches_the_intra_op_worker_threads():
+    # Worker threads copy the float mode of the thread that starts them and OpenMP keeps
+    # them, so a pool started before the block kept computing denormals in half the op.
+    from fcnet._device import _omp_pause, flush_denormal
+
+    if _omp_pause() is None or not torch.set_flush_denormal(False):
+        pytest.skip("needs OpenMP's omp_pause_resource_all and a CPU that flushes denormals")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        tiny = torch.full((1 << 20,), 1e-39)  # 32 grains of 32,768: both threads work
+        assert bool((tiny * 0.5 != 0).all())  # the pool now exists, started without flushing
+        with flush_denormal():
+            assert bool((tiny * 0.5 == 0).all())
+        assert bool((tiny * 0.5 != 0).all())  # restored, on the workers too
+    finally:
+        torch.set_num_threads(threads)
