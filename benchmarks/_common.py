@@ -142,21 +142,27 @@ def machine_info() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- output
-def base_parser(description: str, threads: bool = True) -> argparse.ArgumentParser:
+def base_parser(
+    description: str, threads: bool = True, default_threads: int | None = 1
+) -> argparse.ArgumentParser:
     """An argument parser with the options every benchmark has.
 
     Args:
         description: The ``--help`` description.
         threads: Add ``--threads`` (benchmarks that vary the thread count themselves
             leave it out).
+        default_threads: ``--threads`` when it is not given; ``None`` keeps torch's
+            default (one thread per usable core).
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     if threads:
         parser.add_argument(
-            "--threads", type=int, default=1,
+            "--threads", type=int, default=default_threads,
             help="torch intra-op threads (default 1: on a 2-core machine shared with other "
-            "work, one thread is faster and steadier for these small models)",
+            "work, one thread is faster and steadier for these small models)"
+            if default_threads == 1 else f"torch intra-op threads (default {default_threads}: "
+            "torch's own, one per usable core)",
         )
     parser.add_argument("--seed", type=int, default=0, help="seed of data order and weights")
     parser.add_argument(
