@@ -331,7 +331,7 @@ def test_cli_several_seeds_prints_mean_and_std(tmp_path, monkeypatch, capsys):
 
 
 def test_best_recipe_is_a_pure_mlp_with_weight_averaging():
-    from fcnet import WeightAveraging
+    from fcnet import FastDropout, WeightAveraging
     from fcnet.recipes import RECIPES
 
     best, split = RECIPES["best"], RECIPES["best_split"]
@@ -344,12 +344,17 @@ def test_best_recipe_is_a_pure_mlp_with_weight_averaging():
         dataclasses.replace(split, restore_best=True)
     with pytest.raises(ValueError, match=r"ema_decay must be None or in \(0, 1\), got 1.5"):
         dataclasses.replace(best, ema_decay=1.5)
-    # "best" refits best_split's settings on all 60,000 images for as many steps.
+    # "best" refits best_split's settings on all 60,000 images for as many steps, with
+    # the faster dropout masks.
     assert best.val_fraction == 0 and split.val_fraction == 0.2
     assert dataclasses.replace(best, name=split.name, val_fraction=split.val_fraction,
                                epochs=split.epochs, threads=split.threads,
+                               fast_dropout=split.fast_dropout,
                                description=split.description) == split
     assert best.threads == 2 and split.threads is None
+    assert best.fast_dropout and not split.fast_dropout
+    drops = [m for m in model if isinstance(m, nn.Dropout)]
+    assert [(type(m), m.p) for m in drops] == [(FastDropout, 0.1)] + [(FastDropout, 0.3)] * 3
     assert best.epochs * 60000 == split.epochs * 48000
 
 
