@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from fcnet import Trainer
-from fcnet._device import _flushing, _restart_workers
+from fcnet._device import denormal_mode
 from fcnet.callbacks import Callback
 
 TARGET_SPEEDUP = 10.0
@@ -65,14 +65,8 @@ class _Interleave(Callback):
             "fcnet_val_accuracy": logs["val_accuracy"],
             "load_after_fcnet": C.load_average()[0],
         }
-        was_flushing = _flushing()
-        torch.set_flush_denormal(False)  # the notebook runs as it was written
-        _restart_workers()  # intra-op threads copy the setting when they start
-        try:
+        with denormal_mode(flush=False):  # the notebook runs as it was written
             row.update(self.notebook_epoch())
-        finally:
-            torch.set_flush_denormal(was_flushing)
-            _restart_workers()
         row["speedup_wall"] = row["notebook_wall"] / row["fcnet_wall"]
         row["speedup_cpu"] = row["notebook_cpu"] / row["fcnet_cpu"]
         self.rows.append(row)

@@ -451,7 +451,7 @@ def test_mixup_feeds_an_fcnet_model_pixels_scaled_to_unit_range():
 def test_flush_denormal_reaches_the_intra_op_worker_threads():
     # Worker threads copy the float mode of the thread that starts them and OpenMP keeps
     # them, so a pool started before the block kept computing denormals in half the op.
-    from fcnet._device import _omp_pause, flush_denormal
+    from fcnet._device import _omp_pause, denormal_mode, flush_denormal
 
     if _omp_pause() is None or not torch.set_flush_denormal(False):
         pytest.skip("needs OpenMP's omp_pause_resource_all and a CPU that flushes denormals")
@@ -461,6 +461,9 @@ def test_flush_denormal_reaches_the_intra_op_worker_threads():
         tiny = torch.full((1 << 20,), 1e-39)  # 32 grains of 32,768: both threads work
         assert bool((tiny * 0.5 != 0).all())  # the pool now exists, started without flushing
         with flush_denormal():
+            assert bool((tiny * 0.5 == 0).all())
+            with denormal_mode(flush=False):  # and off again, on every thread
+                assert bool((tiny * 0.5 != 0).all())
             assert bool((tiny * 0.5 == 0).all())
         assert bool((tiny * 0.5 != 0).all())  # restored, on the workers too
     finally:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-__all__ = ["flush_denormal", "select_device"]
+__all__ = ["denormal_mode", "flush_denormal", "select_device"]
 
 
 def select_device(device: str | torch.device = "auto") -> torch.device:
@@ -89,6 +89,28 @@ def _restart_workers() -> None:
 
 
 @contextlib.contextmanager
+def denormal_mode(flush: bool) -> Iterator[None]:
+    """Flush denormal floats to zero (``flush=True``) or not inside the block.
+
+    The mode is set on the calling thread and, by :func:`_restart_workers`, on torch's
+    intra-op worker threads; on exit the previous mode is restored on both. Asking
+    for flushing while the calling thread already flushes still restarts the workers,
+    so that they flush too, and restores nothing. A CPU that cannot flush is left as
+    it is.
+    """
+    before = _flushing()
+    changed = flush != before and torch.set_flush_denormal(flush)
+    if changed or (flush and before):
+        _restart_workers()
+    try:
+        yield
+    finally:
+        if changed:
+            torch.set_flush_denormal(before)
+            _restart_workers()
+
+
+@contextlib.contextmanager
 def flush_denormal(enabled: bool = True) -> Iterator[None]:
     """Treat denormal float32 numbers (below ~1.2e-38) as zero inside the block.
 
@@ -108,13 +130,5 @@ def flush_denormal(enabled: bool = True) -> Iterator[None]:
     if not enabled:
         yield
         return
-    already = _flushing()
-    supported = already or torch.set_flush_denormal(True)
-    if supported:
-        _restart_workers()
-    try:
+    with denormal_mode(True):
         yield
-    finally:
-        if supported and not already:
-            torch.set_flush_denormal(False)
-            _restart_workers()
