@@ -159,10 +159,9 @@ def base_parser(
     if threads:
         parser.add_argument(
             "--threads", type=int, default=default_threads,
-            help="torch intra-op threads (default 1: on a 2-core machine shared with other "
-            "work, one thread is faster and steadier for these small models)"
-            if default_threads == 1 else f"torch intra-op threads (default {default_threads}: "
-            "torch's own, one per usable core)",
+            help=f"torch intra-op threads (default: {default_threads or 'one per core'}); "
+            "on a machine shared with other work, one thread is faster and steadier for "
+            "these small models",
         )
     parser.add_argument("--seed", type=int, default=0, help="seed of data order and weights")
     parser.add_argument(

@@ -87,9 +87,10 @@ __all__ = [
 _PRECISIONS = ("fp32", "bf16")
 
 #: CPU threads used by :func:`run_recipe` when ``threads=None`` (capped at the
-#: number of cores). Measured on a shared 2-core CPU: for these small models at batch
-#: 64, one thread was never slower than two, and 3-10x faster whenever another process
-#: used the cores (see ``benchmarks/results/recipes_seeds.json``).
+#: number of cores). Measured on the project's 2-core CPU at batch 64: a second thread
+#: made an epoch ~12% faster on an idle machine (1.30 against 1.47 s), but a step ~25x
+#: slower while another process used the cores (63 against 2.5 ms at load 2.6; see
+#: ``benchmarks/results/step_options.json`` and ``benchmarks/README.md``).
 DEFAULT_THREADS = 1
 
 #: Files that :func:`run_recipe` writes into its output folder.
