@@ -133,6 +133,12 @@ class Trainer:
             factory is stepped. ``ReduceLROnPlateau`` is stepped with ``val_loss``
             (or ``train_loss`` without validation data).
         grad_clip: Clip the global gradient norm to this value (``None``: off).
+        sam: Radius ``rho`` of sharpness-aware minimisation (Foret et al., 2021;
+            ``0``: off). Each step then takes the gradient at the weights moved by
+            ``rho`` along the batch's normalised gradient, ``w + rho * g / ||g||``,
+            which costs a second forward and backward pass per step. BatchNorm
+            running statistics are updated by the first pass only; the reported loss
+            and accuracy are those of the first pass.
         precision: ``"fp32"`` or ``"bf16"`` (autocast for the forward pass).
         augment: Batch augmentation applied to training batches, e.g.
             ``fcnet.data.RandomShift(2)``.
@@ -177,6 +183,7 @@ class Trainer:
         scheduler_kwargs: Mapping[str, Any] | None = None,
         scheduler_interval: str = "epoch",
         grad_clip: float | None = None,
+        sam: float = 0.0,
         precision: str = "fp32",
         augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
         eval_batch_size: int = 1024,
@@ -230,6 +237,7 @@ class Trainer:
             grad_clip = _check_nonneg_float("grad_clip", grad_clip)
             if grad_clip == 0:
                 raise ValueError("grad_clip must be > 0 or None, got 0")
+        sam = _check_nonneg_float("sam", sam)
         if precision not in _PRECISIONS:
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         if augment is not None and not callable(augment):
@@ -251,6 +259,7 @@ class Trainer:
         self.scheduler_kwargs = dict(scheduler_kwargs or {})
         self.scheduler_interval = scheduler_interval
         self.grad_clip = grad_clip
+        self.sam = sam
         self.precision = precision
         self.augment = augment
         self.drop_last = bool(drop_last)
@@ -554,18 +563,51 @@ class Trainer:
                 return
             self._end_epoch(number)
 
-    def _step(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int, batch: int) -> torch.Tensor:
-        xb = self._prepare(xb)
-        if self.mixup:
-            lam, perm = self._mixup_draw(len(yb))
-            if not xb.is_floating_point():  # raw input for an fcnet model's InputAdapter
-                xb = _as_float(xb)
-            xb = torch.lerp(xb[perm], xb, lam)  # lam * x + (1 - lam) * x[perm]
+    def _forward_loss(self, xb: torch.Tensor, yb: torch.Tensor,
+                      mix: tuple[float, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
         with self._autocast():
             out = self.model(xb)
             loss = self._loss(out, yb)
-            if self.mixup:
+            if mix is not None:
+                lam, perm = mix
                 loss = lam * loss + (1.0 - lam) * self._loss(out, yb[perm])
+        return out, loss
+
+    def _sam_gradient(self, xb: torch.Tensor, yb: torch.Tensor,
+                      mix: tuple[float, torch.Tensor] | None) -> None:
+        """Replace the gradients by those at ``w + rho * g / ||g||`` (SAM's second pass)."""
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if not params:
+            return
+        with torch.no_grad():
+            grads = [p.grad for p in params]
+            norm = torch.linalg.vector_norm(torch.stack([g.float().norm() for g in grads]))
+            eps = torch._foreach_mul(grads, self.sam / (float(norm) + 1e-12))
+            torch._foreach_add_(params, eps)
+        # The second pass normalises with its batch's statistics but leaves the running
+        # averages as the first pass set them.
+        norms = [m for m in self.model.modules()
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        try:
+            for m in norms:
+                m.track_running_stats = False
+            clear_grads(self.optimizer)
+            self._forward_loss(xb, yb, mix)[1].backward()
+        finally:
+            for m in norms:
+                m.track_running_stats = True
+            with torch.no_grad():
+                torch._foreach_sub_(params, eps)
+
+    def _step(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int, batch: int) -> torch.Tensor:
+        xb = self._prepare(xb)
+        mix = None
+        if self.mixup:
+            lam, perm = mix = self._mixup_draw(len(yb))
+            if not xb.is_floating_point():  # raw input for an fcnet model's InputAdapter
+                xb = _as_float(xb)
+            xb = torch.lerp(xb[perm], xb, lam)  # lam * x + (1 - lam) * x[perm]
+        out, loss = self._forward_loss(xb, yb, mix)
         if self.device.type == "cpu" and not math.isfinite(loss.item()):
             # On the CPU reading the loss is free; on accelerators it is checked per epoch.
             raise NonFiniteLossError(
@@ -574,6 +616,8 @@ class Trainer:
             )
         clear_grads(self.optimizer)
         loss.backward()
+        if self.sam:
+            self._sam_gradient(xb, yb, mix)
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         optimizer_step(self.optimizer)
