@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import gzip
 import math
 import time
@@ -104,6 +105,11 @@ def augment(x: torch.Tensor, args: argparse.Namespace, gen: torch.Generator) -> 
         rows = (dy[:, None] + ar)[:, :, None]
         cols = (dx[:, None] + ar)[:, None, :]
         x = padded[torch.arange(b)[:, None, None], rows, cols]
+    if args.scale > 0:
+        # Brightness: each image times a factor drawn from U(1 - scale, 1 + scale), kept
+        # in [0, 1]; the pixels stay where they are.
+        f = 1 + args.scale * (2 * torch.rand(b, generator=gen) - 1)
+        x = (x * f[:, None, None]).clamp_(0, 1)
     if args.erase > 0:
         # One rectangle per chosen image, side lengths 4..12 px, filled with zeros.
         sel = torch.rand(b, generator=gen) < args.erase
@@ -117,6 +123,75 @@ def augment(x: torch.Tensor, args: argparse.Namespace, gen: torch.Generator) -> 
         mask = rmask[:, :, None] & cmask[:, None, :] & sel[:, None, None]
         x = x.masked_fill(mask, 0.0)
     return x
+
+
+def mixed_loss(
+    model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, yb2: torch.Tensor | None,
+    lam: float, ls: float,
+) -> torch.Tensor:
+    """Cross-entropy of ``model(xb)``; with mixup, ``lam`` of it against ``yb`` and the rest
+    against ``yb2``."""
+    out = model(xb)
+    loss = F.cross_entropy(out, yb, label_smoothing=ls)
+    if yb2 is not None:
+        loss = lam * loss + (1 - lam) * F.cross_entropy(out, yb2, label_smoothing=ls)
+    return loss
+
+
+def rdrop_loss(
+    model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, ls: float, alpha: float
+) -> torch.Tensor:
+    """R-Drop (Liang et al., 2021): two passes with different dropout masks, the mean of
+    their cross-entropies plus ``alpha`` times their symmetric KL divergence."""
+    out = model(torch.cat([xb, xb]))
+    o1, o2 = out.chunk(2)
+    ce = 0.5 * (F.cross_entropy(o1, yb, label_smoothing=ls)
+                + F.cross_entropy(o2, yb, label_smoothing=ls))
+    l1, l2 = F.log_softmax(o1, 1), F.log_softmax(o2, 1)
+    kl = 0.5 * (F.kl_div(l1, l2, log_target=True, reduction="batchmean")
+                + F.kl_div(l2, l1, log_target=True, reduction="batchmean"))
+    return ce + alpha * kl
+
+
+def self_distill_loss(
+    model: nn.Module, teacher: nn.Module, xb: torch.Tensor, yb: torch.Tensor, ls: float,
+    alpha: float,
+) -> torch.Tensor:
+    """Mean-teacher self-distillation: ``(1 - alpha)`` of the label loss plus ``alpha`` of
+    the cross-entropy against the EMA model's probabilities (evaluation mode, no dropout)."""
+    out = model(xb)
+    loss = F.cross_entropy(out, yb, label_smoothing=ls)
+    if alpha <= 0:
+        return loss
+    teacher.eval()
+    with torch.no_grad():
+        target = F.softmax(teacher(xb), 1)
+    soft = -(target * F.log_softmax(out, 1)).sum(1).mean()
+    return (1 - alpha) * loss + alpha * soft
+
+
+def sam_second_pass(model: nn.Module, batch_loss, rho: float) -> None:
+    """Sharpness-aware minimisation (Foret et al., 2021): replace the gradients by those at
+    ``w + rho * g / ||g||``. BatchNorm running statistics are left as the first pass set them."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    with torch.no_grad():
+        norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+        scale = rho / (norm + 1e-12)
+        eps = [p.grad * scale for p in params]
+        for p, e in zip(params, eps, strict=True):
+            p.add_(e)
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.momentum = 0.0
+    for p in params:
+        p.grad = None
+    batch_loss().backward()
+    for m, mom in zip(bns, saved, strict=True):
+        m.momentum = mom
+    with torch.no_grad():
+        for p, e in zip(params, eps, strict=True):
+            p.sub_(e)
 
 
 def lr_at(step: int, total: int, args: argparse.Namespace) -> float:
@@ -232,12 +307,20 @@ def train(args: argparse.Namespace) -> None:
                 yb2 = yb[perm_b]
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, args)
-            out = model(xb)
-            loss = F.cross_entropy(out, yb, label_smoothing=args.ls)
-            if lam < 1.0:
-                loss = lam * loss + (1 - lam) * F.cross_entropy(out, yb2, label_smoothing=args.ls)
+            batch_loss = functools.partial(
+                mixed_loss, model, xb, yb, yb2 if lam < 1.0 else None, lam, args.ls
+            )
+            if args.rdrop > 0:
+                loss = rdrop_loss(model, xb, yb, args.ls, args.rdrop)
+            elif args.self_distill > 0:
+                ramp = min(1.0, step / max(1, args.sd_ramp * total))
+                loss = self_distill_loss(model, ema, xb, yb, args.ls, args.self_distill * ramp)
+            else:
+                loss = batch_loss()
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if args.sam > 0:
+                sam_second_pass(model, batch_loss, args.sam)
             opt.step()
             step += 1
             tot_loss += loss.item()
@@ -305,11 +388,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ls", type=float, default=0.1, help="label smoothing")
     p.add_argument("--flip", action="store_true", help="random horizontal flip")
     p.add_argument("--shift", type=int, default=0, help="max random shift in px")
+    p.add_argument("--scale", type=float, default=0.0,
+                   help="brightness jitter: multiply each image by U(1 - s, 1 + s)")
     p.add_argument("--erase", type=float, default=0.0, help="random-erasing probability")
     p.add_argument("--mixup", type=float, default=0.0, help="Beta(a, a) parameter; 0 = off")
     p.add_argument("--mix-prob", type=float, default=1.0, help="fraction of batches mixed")
     p.add_argument("--cutmix", action="store_true", help="cutmix instead of mixup")
     p.add_argument("--clean-epochs", type=int, default=0, help="last epochs without aug")
+    p.add_argument("--sam", type=float, default=0.0, help="SAM radius rho; 0 = off")
+    p.add_argument("--rdrop", type=float, default=0.0, help="R-Drop KL weight; 0 = off")
+    p.add_argument("--self-distill", type=float, default=0.0,
+                   help="weight of the EMA teacher's soft targets (needs --ema); 0 = off")
+    p.add_argument("--sd-ramp", type=float, default=0.25,
+                   help="fraction of steps over which --self-distill ramps up from 0")
     p.add_argument("--ema", type=float, default=0.0, help="EMA decay per step; 0 = off")
     p.add_argument("--ema-start", type=float, default=0.0, help="fraction of steps")
     p.add_argument("--tta", action="store_true", help="average logits with the flipped image")
@@ -321,6 +412,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--throughput", action="store_true", help="only measure samples/s")
     p.add_argument("--tp-steps", type=int, default=30)
     args = p.parse_args(argv)
+    if sum(v > 0 for v in (args.sam, args.rdrop, args.self_distill)) > 1:
+        p.error("--sam, --rdrop and --self-distill exclude each other")
+    if (args.rdrop > 0 or args.self_distill > 0) and args.mixup > 0:
+        p.error("--rdrop and --self-distill do not combine with --mixup")
+    if args.self_distill > 0 and args.ema <= 0:
+        p.error("--self-distill needs --ema (the EMA model is the teacher)")
     return args
 
 

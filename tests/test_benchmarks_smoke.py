@@ -196,3 +196,71 @@ def test_collect_runs_summarises_seeds(bench, tmp_path):
     assert result["wall_seconds_min_max"] == [700.0, 701.0]
     with pytest.raises(FileNotFoundError, match="no metrics.json"):
         collect.collect([tmp_path])
+
+
+def test_mc_dropout_val_rebuilds_the_split_and_averages_passes(bench, tmp_path):
+    from fcnet import build_mlp, save_model
+    from fcnet.data import ArrayDataset, to_tensors, train_val_split
+
+    mc = bench("mc_dropout_val")
+    g = torch.Generator().manual_seed(0)
+    full = ArrayDataset(torch.randint(0, 256, (100, 28, 28), dtype=torch.uint8, generator=g),
+                        torch.arange(100) % 10)
+    torch.manual_seed(0)
+    model = build_mlp([784, 32, 10], dropout=0.5).eval()
+    run = tmp_path / "run"
+    save_model(model, run / "model")
+    (run / "metrics.json").write_text(json.dumps(
+        {"recipe": {"val_fraction": 0.2}, "seed": 3, "val_accuracy": 0.1}))
+    result = mc.mc_dropout(run, full, passes=(1, 2))
+    _, val = train_val_split(full, val_fraction=0.2, seed=3)
+    x, y = to_tensors(val)[:2]
+    with torch.no_grad():
+        assert result["eval_mode"] == (model(x).argmax(1) == y).float().mean().item()
+    assert set(result) >= {"dropout_1_passes", "dropout_2_passes"}
+    (run / "metrics.json").write_text(json.dumps(
+        {"recipe": {"val_fraction": 0.0}, "seed": 3, "val_accuracy": None}))
+    with pytest.raises(ValueError, match="without a validation split"):
+        mc.mc_dropout(run, full)
+
+
+def test_explore_losses_and_sam_pass(bench):
+    import torch.nn.functional as F
+    from torch import nn
+
+    ex = bench("explore_best_mlp")
+    torch.manual_seed(0)
+    model = ex.build([8, 8], "batch", "gelu", 0.3, 0.1)
+    model.train()
+    xb, yb = torch.rand(16, 28, 28), torch.randint(0, 10, (16,))
+    # R-Drop: mean cross-entropy of two passes plus a KL term that is never negative.
+    torch.manual_seed(1)
+    rd = ex.rdrop_loss(model, xb, yb, 0.0, 1.0)
+    torch.manual_seed(1)
+    o1, o2 = model(torch.cat([xb, xb])).chunk(2)
+    ce = 0.5 * (F.cross_entropy(o1, yb) + F.cross_entropy(o2, yb))
+    assert rd.item() >= ce.item() - 1e-6 and not torch.equal(o1, o2)
+    # Self-distillation with weight 0 is the plain loss; the teacher is left in eval mode.
+    teacher = ex.build([8, 8], "batch", "gelu", 0.3, 0.1)
+    torch.manual_seed(2)
+    sd = ex.self_distill_loss(model, teacher, xb, yb, 0.1, 0.0)
+    torch.manual_seed(2)
+    assert sd.item() == pytest.approx(F.cross_entropy(model(xb), yb, label_smoothing=0.1).item())
+    ex.self_distill_loss(model, teacher, xb, yb, 0.1, 0.5)
+    assert not teacher.training
+    # SAM: the weights and BatchNorm settings come back; the gradients change.
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    loss = ex.mixed_loss(model, xb, yb, None, 1.0, 0.1)
+    model.zero_grad()
+    loss.backward()
+    first = [p.grad.clone() for p in model.parameters()]
+    running = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    ex.sam_second_pass(model, lambda: ex.mixed_loss(model, xb, yb, None, 1.0, 0.1), 0.5)
+    for k, v in model.state_dict().items():
+        if "running" in k:
+            assert torch.equal(v, running[k]), k
+        elif "num_batches" not in k:
+            torch.testing.assert_close(v, before[k], msg=k)
+    assert any(not torch.equal(p.grad, g) for p, g in zip(model.parameters(), first,
+                                                          strict=True))
+    assert all(m.momentum == 0.1 for m in model.modules() if isinstance(m, nn.BatchNorm1d))
