@@ -736,7 +736,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit-train", type=int, metavar="N",
                         help="use only N of the 60,000 training images (quick checks)")
     parser.add_argument("--threads", type=int,
-                        help=f"CPU threads (default {DEFAULT_THREADS})")
+                        help=f"CPU threads (default: the recipe's own, else {DEFAULT_THREADS}; "
+                        "never more than torch's setting)")
     parser.add_argument("--data-root", type=Path, help="folder holding the Fashion-MNIST files")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
     parser.add_argument("--overwrite", action="store_true",
