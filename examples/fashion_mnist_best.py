@@ -21,6 +21,9 @@ Measured with the recipe's defaults (2 CPU threads, one run at a time), seeds 0,
     nn.Dropout     the same recipe before FastDropout: 0.9143 +- 0.0005 in 651-787 s
                    (benchmarks/results/best_nn_dropout_seeds.json); on the validation
                    split the two are level (-0.16 / +0.06 points on two seeds)
+    five seeds     seeds 3 and 4 added (one thread, beside other runs): 0.9135 +- 0.0015
+                   with FastDropout, 0.9141 +- 0.0005 with nn.Dropout
+                   (benchmarks/results/best_five_seeds.json, best_nn_dropout_five_seeds.json)
     one thread     (nn.Dropout) 0.9144 +- 0.0010, 765-812 s beside another run
                    (benchmarks/results/best_one_thread_seeds.json)
     best_split     0.9099 +- 0.0008 test, 0.9168 validation (EMA weights), 856-926 s
