@@ -582,7 +582,8 @@ class Trainer:
         with torch.no_grad():
             grads = [p.grad for p in params]
             norm = torch.linalg.vector_norm(torch.stack([g.float().norm() for g in grads]))
-            eps = torch._foreach_mul(grads, self.sam / (float(norm) + 1e-12))
+            scale = self.sam / (norm + 1e-12)  # a tensor: no wait for the device
+            eps = [g * scale.to(g.dtype) for g in grads]
             torch._foreach_add_(params, eps)
         # The second pass normalises with its batch's statistics but leaves the running
         # averages as the first pass set them.
