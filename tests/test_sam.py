@@ -55,9 +55,9 @@ def test_sam_zero_is_the_plain_step():
     start = build_mlp([6, 8, 3], dropout=0.2, norm="batch")
     x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
     runs = []
-    for sam in (0.0, 0.0):
+    for extra in ({}, {"sam": 0.0}):  # the Trainer without the option, then sam=0
         model = copy.deepcopy(start)
-        Trainer(model, sam=sam, epochs=2, batch_size=8, seed=4, progress=False).fit((x, y))
+        Trainer(model, epochs=2, batch_size=8, seed=4, progress=False, **extra).fit((x, y))
         runs.append(model.state_dict())
     with_sam = copy.deepcopy(start)
     Trainer(with_sam, sam=0.05, epochs=2, batch_size=8, seed=4, progress=False).fit((x, y))
