@@ -90,6 +90,25 @@ def build(
     return nn.Sequential(*layers)
 
 
+class Whiten(nn.Module):
+    """Fixed ZCA whitening of the flattened pixels: ``(x - mu) @ W`` with
+    ``W = U diag((lambda + eps) ** -0.5) U^T`` from the training images' covariance.
+    A fully-connected layer whose weights are computed once and never trained."""
+
+    def __init__(self, x: torch.Tensor, eps: float) -> None:
+        super().__init__()
+        x = x.reshape(len(x), -1).double()
+        mu = x.mean(0)
+        xc = x - mu
+        lam, u = torch.linalg.eigh(xc.T @ xc / len(x))
+        w = (u * (lam.clamp_min(0) + eps).rsqrt()) @ u.T
+        self.register_buffer("mu", mu.float())
+        self.register_buffer("w", w.float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.reshape(len(x), -1) - self.mu) @ self.w
+
+
 def augment(x: torch.Tensor, args: argparse.Namespace, gen: torch.Generator) -> torch.Tensor:
     """Batch augmentation on (B, 28, 28) images: flip, integer shift, random erasing."""
     b = x.shape[0]
@@ -168,6 +187,33 @@ def self_distill_loss(
         target = F.softmax(teacher(xb), 1)
     soft = -(target * F.log_softmax(out, 1)).sum(1).mean()
     return (1 - alpha) * loss + alpha * soft
+
+
+def mutual_loss(
+    model: nn.Module, peer: nn.Module, xb: torch.Tensor, yb: torch.Tensor, ls: float,
+    weight: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deep mutual learning (Zhang et al., 2018): two networks train side by side on the
+    same batch; each adds ``weight`` times the KL divergence from the other's (detached)
+    probabilities to its cross-entropy. Returns the two losses, whose gradients touch
+    disjoint parameters, so their sum can be back-propagated once."""
+    oa, ob = model(xb), peer(xb)
+    la, lb = F.log_softmax(oa, 1), F.log_softmax(ob, 1)
+    kl_a = F.kl_div(la, lb.detach(), log_target=True, reduction="batchmean")
+    kl_b = F.kl_div(lb, la.detach(), log_target=True, reduction="batchmean")
+    loss_a = F.cross_entropy(oa, yb, label_smoothing=ls) + weight * kl_a
+    loss_b = F.cross_entropy(ob, yb, label_smoothing=ls) + weight * kl_b
+    return loss_a, loss_b
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """``ema = decay * ema + (1 - decay) * model`` over parameters and float buffers."""
+    for pe, pm in zip(ema.state_dict().values(), model.state_dict().values(), strict=True):
+        if pe.dtype.is_floating_point:
+            pe.mul_(decay).add_(pm, alpha=1 - decay)
+        else:
+            pe.copy_(pm)
 
 
 def sam_second_pass(model: nn.Module, batch_loss, rho: float) -> None:
@@ -254,12 +300,19 @@ def train(args: argparse.Namespace) -> None:
     # inflated too when threads are oversubscribed, so it is no exact quiet-machine proxy.
     c_start = time.process_time()
     data = load_data(args.split_seed)
+    if args.gamma != 1.0:
+        # Per-pixel intensity curve x ** gamma (gamma < 1 lifts dark detail).
+        data = {k: (x.pow(args.gamma), y) for k, (x, y) in data.items()}
     xtr, ytr = data["train"]
     xva, yva = data["val"]
     mean, std = xtr.mean().item(), xtr.std().item()
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     model = build(args.widths, args.norm, args.act, args.dropout, args.in_drop, args.fast_dropout)
+    if args.whiten > 0:
+        # The whitening layer takes the [0, 1] pixels itself.
+        model = nn.Sequential(Whiten(xtr, args.whiten), *model)
+        mean, std = 0.0, 1.0
     # No weight decay on biases and norm parameters.
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
@@ -269,6 +322,19 @@ def train(args: argparse.Namespace) -> None:
         betas=(0.9, args.beta2),
     )
     ema = copy.deepcopy(model) if args.ema > 0 else None
+    peer = peer_opt = peer_ema = None
+    if args.mutual > 0:
+        torch.manual_seed(args.seed + 1000)  # the peer starts from other weights
+        peer = build(args.widths, args.norm, args.act, args.dropout, args.in_drop,
+                     args.fast_dropout)
+        if args.whiten > 0:
+            peer = nn.Sequential(copy.deepcopy(model[0]), *peer)
+        peer_opt = torch.optim.AdamW(
+            [{"params": [p for p in peer.parameters() if p.ndim > 1], "weight_decay": args.wd},
+             {"params": [p for p in peer.parameters() if p.ndim <= 1], "weight_decay": 0.0}],
+            lr=args.lr, betas=(0.9, args.beta2),
+        )
+        peer_ema = copy.deepcopy(peer) if ema is not None else None
     n = len(xtr)
     steps_per_epoch = n // args.batch_size  # drop the last partial batch
     total = steps_per_epoch * args.epochs
@@ -310,7 +376,14 @@ def train(args: argparse.Namespace) -> None:
             batch_loss = functools.partial(
                 mixed_loss, model, xb, yb, yb2 if lam < 1.0 else None, lam, args.ls
             )
-            if args.rdrop > 0:
+            if peer is not None:
+                peer.train()
+                loss, peer_loss = mutual_loss(model, peer, xb, yb, args.ls, args.mutual)
+                for g in peer_opt.param_groups:
+                    g["lr"] = lr_at(step, total, args)
+                peer_opt.zero_grad(set_to_none=True)
+                loss = loss + peer_loss  # disjoint parameters: one backward serves both
+            elif args.rdrop > 0:
                 loss = rdrop_loss(model, xb, yb, args.ls, args.rdrop)
             elif args.self_distill > 0:
                 ramp = min(1.0, step / max(1, args.sd_ramp * total))
@@ -322,19 +395,16 @@ def train(args: argparse.Namespace) -> None:
             if args.sam > 0:
                 sam_second_pass(model, batch_loss, args.sam)
             opt.step()
+            if peer_opt is not None:
+                peer_opt.step()
             step += 1
             tot_loss += loss.item()
             if ema is not None and step >= args.ema_start * total:
-                with torch.no_grad():
-                    # Warm-up of the decay so early averages are not dominated by the init.
-                    d = min(args.ema, (1 + step) / (10 + step))
-                    for pe, pm in zip(
-                        ema.state_dict().values(), model.state_dict().values(), strict=True
-                    ):
-                        if pe.dtype.is_floating_point:
-                            pe.mul_(d).add_(pm, alpha=1 - d)
-                        else:
-                            pe.copy_(pm)
+                # Warm-up of the decay so early averages are not dominated by the init.
+                d = min(args.ema, (1 + step) / (10 + step))
+                ema_update(ema, model, d)
+                if peer_ema is not None:
+                    ema_update(peer_ema, peer, d)
         ep_time = time.perf_counter() - t_ep
         msg = f"epoch {epoch:3d} loss {tot_loss / steps_per_epoch:.4f} "
         if epoch % args.eval_every == 0 or epoch == args.epochs:
@@ -343,6 +413,10 @@ def train(args: argparse.Namespace) -> None:
             if ema is not None:
                 _, eacc = evaluate(ema, xva, yva, mean, std, args.tta)
                 msg += f"ema_val {eacc:.4f} "
+            if peer is not None:
+                _, pacc = evaluate(peer_ema if peer_ema is not None else peer, xva, yva,
+                                   mean, std, args.tta)
+                msg += f"peer_val {pacc:.4f} "
                 acc = eacc  # the EMA weights are what we would ship
             best = max(best, (acc, epoch))
         msg += (
@@ -395,6 +469,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mix-prob", type=float, default=1.0, help="fraction of batches mixed")
     p.add_argument("--cutmix", action="store_true", help="cutmix instead of mixup")
     p.add_argument("--clean-epochs", type=int, default=0, help="last epochs without aug")
+    p.add_argument("--gamma", type=float, default=1.0,
+                   help="feed pixels (in [0, 1]) raised to this power; 1 = unchanged")
+    p.add_argument("--whiten", type=float, default=0.0,
+                   help="ZCA-whiten the pixels with this eps (fixed first layer); 0 = off")
+    p.add_argument("--mutual", type=float, default=0.0,
+                   help="deep mutual learning with a peer network, KL weight; 0 = off "
+                   "(the logged loss is then the sum of both networks')")
     p.add_argument("--sam", type=float, default=0.0, help="SAM radius rho; 0 = off")
     p.add_argument("--rdrop", type=float, default=0.0, help="R-Drop KL weight; 0 = off")
     p.add_argument("--self-distill", type=float, default=0.0,
@@ -412,8 +493,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--throughput", action="store_true", help="only measure samples/s")
     p.add_argument("--tp-steps", type=int, default=30)
     args = p.parse_args(argv)
-    if sum(v > 0 for v in (args.sam, args.rdrop, args.self_distill)) > 1:
-        p.error("--sam, --rdrop and --self-distill exclude each other")
+    if sum(v > 0 for v in (args.sam, args.rdrop, args.self_distill, args.mutual)) > 1:
+        p.error("--sam, --rdrop, --self-distill and --mutual exclude each other")
+    if args.mutual > 0 and args.mixup > 0:
+        p.error("--mutual does not combine with --mixup")
     if (args.rdrop > 0 or args.self_distill > 0) and args.mixup > 0:
         p.error("--rdrop and --self-distill do not combine with --mixup")
     if args.self_distill > 0 and args.ema <= 0:

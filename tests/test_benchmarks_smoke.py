@@ -264,3 +264,36 @@ def test_explore_losses_and_sam_pass(bench):
     assert any(not torch.equal(p.grad, g) for p, g in zip(model.parameters(), first,
                                                           strict=True))
     assert all(m.momentum == 0.1 for m in model.modules() if isinstance(m, nn.BatchNorm1d))
+
+
+def test_explore_whitening_and_mutual_learning(bench):
+    import torch.nn.functional as F
+
+    ex = bench("explore_best_mlp")
+    torch.manual_seed(0)
+    # ZCA whitening with a tiny eps: the whitened training pixels have ~identity covariance.
+    x = torch.rand(4000, 4, 4) * torch.linspace(0.1, 1.0, 16).reshape(4, 4)
+    z = ex.Whiten(x, 1e-6)(x)
+    cov = (z - z.mean(0)).T @ (z - z.mean(0)) / len(z)
+    torch.testing.assert_close(cov, torch.eye(16), atol=2e-3, rtol=0)
+    assert not list(ex.Whiten(x, 0.1).parameters())  # fixed: nothing for the optimiser
+    # Mutual learning: each loss is its own cross-entropy plus a KL term >= 0, and the
+    # peer's gradients come from its own loss only.
+    model = ex.build([8], "batch", "gelu", 0.0, 0.0)
+    peer = ex.build([8], "batch", "gelu", 0.0, 0.0)
+    xb, yb = torch.rand(16, 28, 28), torch.randint(0, 10, (16,))
+    la, lb = ex.mutual_loss(model, peer, xb, yb, 0.0, 1.0)
+    assert la.item() >= F.cross_entropy(model(xb), yb).item() - 1e-6
+    assert lb.item() >= F.cross_entropy(peer(xb), yb).item() - 1e-6
+    lb.backward()
+    assert all(p.grad is None for p in model.parameters())
+    assert all(p.grad is not None for p in peer.parameters())
+    # EMA update: decay 0 copies the model, decay 1 keeps the average.
+    avg = ex.build([8], "batch", "gelu", 0.0, 0.0)
+    keep = {k: v.clone() for k, v in avg.state_dict().items()}
+    ex.ema_update(avg, model, 1.0)
+    for k, v in avg.state_dict().items():
+        assert torch.equal(v, keep[k]) or "num_batches" in k, k
+    ex.ema_update(avg, model, 0.0)
+    for k, v in avg.state_dict().items():
+        assert torch.equal(v, model.state_dict()[k]), k
