@@ -293,6 +293,26 @@ def throughput(args: argparse.Namespace) -> None:
             )
 
 
+def make_model(args: argparse.Namespace, xtr: torch.Tensor) -> nn.Module:
+    """The configured network, behind a whitening layer fitted on ``xtr`` if ``--whiten``."""
+    model = build(args.widths, args.norm, args.act, args.dropout, args.in_drop, args.fast_dropout)
+    if args.whiten > 0:
+        # The whitening layer takes the [0, 1] pixels itself.
+        model = nn.Sequential(Whiten(xtr, args.whiten), *model)
+    return model
+
+
+def make_optimizer(model: nn.Module, args: argparse.Namespace) -> torch.optim.AdamW:
+    """AdamW with weight decay on the weight matrices only (none on biases and norms)."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.wd}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+        betas=(0.9, args.beta2),
+    )
+
+
 def train(args: argparse.Namespace) -> None:
     """Train one model with the configured recipe and print per-epoch validation accuracy."""
     t_start = time.perf_counter()
@@ -308,32 +328,16 @@ def train(args: argparse.Namespace) -> None:
     mean, std = xtr.mean().item(), xtr.std().item()
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    model = build(args.widths, args.norm, args.act, args.dropout, args.in_drop, args.fast_dropout)
+    model = make_model(args, xtr)
     if args.whiten > 0:
-        # The whitening layer takes the [0, 1] pixels itself.
-        model = nn.Sequential(Whiten(xtr, args.whiten), *model)
-        mean, std = 0.0, 1.0
-    # No weight decay on biases and norm parameters.
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": args.wd}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.lr,
-        betas=(0.9, args.beta2),
-    )
+        mean, std = 0.0, 1.0  # the whitening layer centres and scales
+    opt = make_optimizer(model, args)
     ema = copy.deepcopy(model) if args.ema > 0 else None
     peer = peer_opt = peer_ema = None
     if args.mutual > 0:
         torch.manual_seed(args.seed + 1000)  # the peer starts from other weights
-        peer = build(args.widths, args.norm, args.act, args.dropout, args.in_drop,
-                     args.fast_dropout)
-        if args.whiten > 0:
-            peer = nn.Sequential(copy.deepcopy(model[0]), *peer)
-        peer_opt = torch.optim.AdamW(
-            [{"params": [p for p in peer.parameters() if p.ndim > 1], "weight_decay": args.wd},
-             {"params": [p for p in peer.parameters() if p.ndim <= 1], "weight_decay": 0.0}],
-            lr=args.lr, betas=(0.9, args.beta2),
-        )
+        peer = make_model(args, xtr)
+        peer_opt = make_optimizer(peer, args)
         peer_ema = copy.deepcopy(peer) if ema is not None else None
     n = len(xtr)
     steps_per_epoch = n // args.batch_size  # drop the last partial batch
@@ -371,16 +375,15 @@ def train(args: argparse.Namespace) -> None:
                 else:
                     xb = lam * xb + (1 - lam) * xb[perm_b]
                 yb2 = yb[perm_b]
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, total, args)
+            for o in (opt, peer_opt) if peer_opt is not None else (opt,):
+                for g in o.param_groups:
+                    g["lr"] = lr_at(step, total, args)
             batch_loss = functools.partial(
                 mixed_loss, model, xb, yb, yb2 if lam < 1.0 else None, lam, args.ls
             )
             if peer is not None:
                 peer.train()
                 loss, peer_loss = mutual_loss(model, peer, xb, yb, args.ls, args.mutual)
-                for g in peer_opt.param_groups:
-                    g["lr"] = lr_at(step, total, args)
                 peer_opt.zero_grad(set_to_none=True)
                 loss = loss + peer_loss  # disjoint parameters: one backward serves both
             elif args.rdrop > 0:
