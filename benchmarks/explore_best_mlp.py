@@ -240,13 +240,23 @@ def sam_second_pass(model: nn.Module, batch_loss, rho: float) -> None:
             p.sub_(e)
 
 
+def swa_first_step(total: int, args: argparse.Namespace) -> int:
+    """The step from which ``--swa-start`` holds the learning rate and averages."""
+    return int(args.swa_start * total)
+
+
 def lr_at(step: int, total: int, args: argparse.Namespace) -> float:
-    """One-cycle: linear warm-up then cosine (or linear) decay to lr * final_div."""
+    """One-cycle: linear warm-up then cosine (or linear) decay to lr * final_div. With
+    ``--swa-start`` the decay ends at ``--swa-lr`` at that point, which then stays."""
+    lo = args.lr * args.final_div
+    if args.swa_start > 0:
+        total, lo = swa_first_step(total, args), args.swa_lr
+        if step >= total:
+            return lo
     warm = max(1, int(args.warmup * total))
     if step < warm:
         return args.lr * (step + 1) / warm
     t = (step - warm) / max(1, total - warm)
-    lo = args.lr * args.final_div
     if args.sched == "linear":
         return lo + (args.lr - lo) * (1 - t)
     return lo + (args.lr - lo) * 0.5 * (1 + math.cos(math.pi * t))
@@ -339,6 +349,7 @@ def train(args: argparse.Namespace) -> None:
         peer = make_model(args, xtr)
         peer_opt = make_optimizer(peer, args)
         peer_ema = copy.deepcopy(peer) if ema is not None else None
+    swa, n_swa = None, 0
     n = len(xtr)
     steps_per_epoch = n // args.batch_size  # drop the last partial batch
     total = steps_per_epoch * args.epochs
@@ -408,6 +419,16 @@ def train(args: argparse.Namespace) -> None:
                 ema_update(ema, model, d)
                 if peer_ema is not None:
                     ema_update(peer_ema, peer, d)
+        if args.swa_start > 0 and step > swa_first_step(total, args):
+            # Stochastic weight averaging (Izmailov et al., 2018): an equal-weight mean
+            # of the weights at the end of every epoch of the constant-rate phase.
+            if swa is None:
+                swa, n_swa = copy.deepcopy(model), 1
+            else:
+                n_swa += 1
+                with torch.no_grad():
+                    for pa, pm in zip(swa.parameters(), model.parameters(), strict=True):
+                        pa.add_(pm - pa, alpha=1 / n_swa)
         ep_time = time.perf_counter() - t_ep
         msg = f"epoch {epoch:3d} loss {tot_loss / steps_per_epoch:.4f} "
         if epoch % args.eval_every == 0 or epoch == args.epochs:
@@ -435,6 +456,14 @@ def train(args: argparse.Namespace) -> None:
         f"FINAL {'ema' if ema is not None else 'model'} val_acc {vacc:.4f} val_loss {vloss:.4f} "
         f"wall {wall:.0f}s cpu {cpu:.0f}s best_val {best[0]:.4f} at epoch {best[1]}"
     )
+    if swa is not None:
+        # The averaged weights need their own BatchNorm statistics: one pass over the
+        # training images in training mode (dropout on, as during training).
+        torch.optim.swa_utils.update_bn(
+            [(xtr[i : i + 512] - mean) / std for i in range(0, n, 512)], swa
+        )
+        sloss, sacc = evaluate(swa, xva, yva, mean, std, args.tta)
+        print(f"SWA of {n_swa} epochs val_acc {sacc:.4f} val_loss {sloss:.4f}")
     if args.tta:
         _, v_notta = evaluate(final, xva, yva, mean, std, False)
         print(f"  (val without TTA {v_notta:.4f})")
@@ -485,6 +514,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="weight of the EMA teacher's soft targets (needs --ema); 0 = off")
     p.add_argument("--sd-ramp", type=float, default=0.25,
                    help="fraction of steps over which --self-distill ramps up from 0")
+    p.add_argument("--swa-start", type=float, default=0.0,
+                   help="fraction of steps after which the lr stays at --swa-lr and the "
+                   "weights are averaged once per epoch (SWA); 0 = off")
+    p.add_argument("--swa-lr", type=float, default=5e-4, help="the constant lr of SWA")
     p.add_argument("--ema", type=float, default=0.0, help="EMA decay per step; 0 = off")
     p.add_argument("--ema-start", type=float, default=0.0, help="fraction of steps")
     p.add_argument("--tta", action="store_true", help="average logits with the flipped image")

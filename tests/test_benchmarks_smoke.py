@@ -297,3 +297,16 @@ def test_explore_whitening_and_mutual_learning(bench):
     ex.ema_update(avg, model, 0.0)
     for k, v in avg.state_dict().items():
         assert torch.equal(v, model.state_dict()[k]), k
+
+
+def test_explore_swa_schedule_anneals_to_its_rate_and_holds_it(bench):
+    ex = bench("explore_best_mlp")
+    args = ex.parse_args(["--lr", "3e-3", "--swa-start", "0.75", "--swa-lr", "5e-4"])
+    total = 1000
+    lrs = [ex.lr_at(s, total, args) for s in range(total)]
+    assert ex.swa_first_step(total, args) == 750
+    assert max(lrs) == pytest.approx(3e-3)
+    assert lrs[749] == pytest.approx(5e-4, rel=1e-3)  # the cosine ends at the SWA rate
+    assert all(lr == 5e-4 for lr in lrs[750:])
+    plain = ex.parse_args(["--lr", "3e-3"])
+    assert ex.lr_at(999, total, plain) < 1e-4  # without SWA the decay goes on to lr / 100
