@@ -422,13 +422,12 @@ def train(args: argparse.Namespace) -> None:
         if args.swa_start > 0 and step > swa_first_step(total, args):
             # Stochastic weight averaging (Izmailov et al., 2018): an equal-weight mean
             # of the weights at the end of every epoch of the constant-rate phase.
+            # update_bn below recomputes the BatchNorm statistics the average also takes.
             if swa is None:
                 swa, n_swa = copy.deepcopy(model), 1
             else:
                 n_swa += 1
-                with torch.no_grad():
-                    for pa, pm in zip(swa.parameters(), model.parameters(), strict=True):
-                        pa.add_(pm - pa, alpha=1 / n_swa)
+                ema_update(swa, model, 1 - 1 / n_swa)
         ep_time = time.perf_counter() - t_ep
         msg = f"epoch {epoch:3d} loss {tot_loss / steps_per_epoch:.4f} "
         if epoch % args.eval_every == 0 or epoch == args.epochs:
@@ -437,11 +436,11 @@ def train(args: argparse.Namespace) -> None:
             if ema is not None:
                 _, eacc = evaluate(ema, xva, yva, mean, std, args.tta)
                 msg += f"ema_val {eacc:.4f} "
+                acc = eacc  # the EMA weights are what we would ship
             if peer is not None:
                 _, pacc = evaluate(peer_ema if peer_ema is not None else peer, xva, yva,
                                    mean, std, args.tta)
                 msg += f"peer_val {pacc:.4f} "
-                acc = eacc  # the EMA weights are what we would ship
             best = max(best, (acc, epoch))
         msg += (
             f"({ep_time:.1f}s, total {time.perf_counter() - t_start:.0f}s, "
