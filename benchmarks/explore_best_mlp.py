@@ -92,16 +92,23 @@ def build(
 
 class Whiten(nn.Module):
     """Fixed ZCA whitening of the flattened pixels: ``(x - mu) @ W`` with
-    ``W = U diag((lambda + eps) ** -0.5) U^T`` from the training images' covariance.
+    ``W = U diag((lambda + eps) ** -power) U^T`` from the training images' covariance
+    (``power`` 0.5: ZCA). A negative ``power`` colours instead: it scales each principal
+    direction by its standard deviation to the power ``-2 * power``, so strong directions
+    grow relative to weak ones; the output is then scaled to unit mean variance per pixel.
     A fully-connected layer whose weights are computed once and never trained."""
 
-    def __init__(self, x: torch.Tensor, eps: float) -> None:
+    def __init__(self, x: torch.Tensor, eps: float, power: float = 0.5) -> None:
         super().__init__()
         x = x.reshape(len(x), -1).double()
         mu = x.mean(0)
         xc = x - mu
         lam, u = torch.linalg.eigh(xc.T @ xc / len(x))
-        w = (u * (lam.clamp_min(0) + eps).rsqrt()) @ u.T
+        lam = lam.clamp_min(0)
+        scale = (lam + eps) ** -power
+        if power != 0.5:
+            scale = scale / (lam * scale**2).mean().sqrt()
+        w = (u * scale) @ u.T
         self.register_buffer("mu", mu.float())
         self.register_buffer("w", w.float())
 
@@ -204,6 +211,73 @@ def mutual_loss(
     loss_a = F.cross_entropy(oa, yb, label_smoothing=ls) + weight * kl_a
     loss_b = F.cross_entropy(ob, yb, label_smoothing=ls) + weight * kl_b
     return loss_a, loss_b
+
+
+def adversarial_backward(
+    model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, ls: float, eps: float,
+    weight: float, norm: str = "linf",
+) -> torch.Tensor:
+    """Adversarial training (Goodfellow et al., 2015): ``1 - weight`` of the cross-entropy
+    of the batch plus ``weight`` of that of the batch moved by ``eps`` along the gradient
+    of the loss with respect to the input (its sign for ``"linf"``, the gradient scaled to
+    L2 length ``eps`` per image for ``"l2"``). ``eps`` is in the units of ``xb``. The
+    weight gradients of both passes are accumulated here (two forward and two backward
+    passes; the first also yields the input gradient); returns the detached loss."""
+    xr = xb.detach().requires_grad_(True)
+    clean = F.cross_entropy(model(xr), yb, label_smoothing=ls)
+    params = [p for p in model.parameters() if p.requires_grad]
+    g, *grads = torch.autograd.grad(clean, [xr, *params])
+    with torch.no_grad():
+        for p, gp in zip(params, grads, strict=True):
+            gp = gp * (1 - weight)
+            p.grad = gp if p.grad is None else p.grad + gp
+    if norm == "linf":
+        step = eps * g.sign()
+    else:
+        flat = g.flatten(1)
+        step = (eps * flat / (flat.norm(dim=1, keepdim=True) + 1e-12)).view_as(g)
+    adv = F.cross_entropy(model(xb.detach() + step), yb, label_smoothing=ls)
+    (weight * adv).backward()
+    return ((1 - weight) * clean + weight * adv).detach()
+
+
+def vat_backward(
+    model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, ls: float, eps: float,
+    weight: float, xi: float, gen: torch.Generator,
+) -> torch.Tensor:
+    """Virtual adversarial training (Miyato et al., 2018): the cross-entropy of the batch
+    plus ``weight`` times the KL divergence of the model's probabilities at ``x + r`` from
+    those at ``x``, where ``r`` (L2 length ``eps`` per image, in the units of ``xb``) is
+    the direction one power iteration (from a random direction scaled to ``xi``) finds
+    the output most sensitive to. The clean probabilities are those of the training pass
+    (dropout on), held constant. BatchNorm running statistics are left as the clean pass
+    set them. Accumulates the weight gradients; returns the detached loss."""
+
+    def unit(v: torch.Tensor) -> torch.Tensor:
+        flat = v.flatten(1)
+        return (flat / (flat.norm(dim=1, keepdim=True) + 1e-12)).view_as(v)
+
+    out = model(xb)
+    ce = F.cross_entropy(out, yb, label_smoothing=ls)
+    ce.backward()
+    logp = F.log_softmax(out.detach(), 1)
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.momentum = 0.0
+    try:
+        d = (xi * unit(torch.randn(xb.shape, generator=gen))).requires_grad_(True)
+        kl = F.kl_div(F.log_softmax(model(xb + d), 1), logp, log_target=True,
+                      reduction="batchmean")
+        (g,) = torch.autograd.grad(kl, d)
+        r_adv = eps * unit(g)
+        lds = F.kl_div(F.log_softmax(model(xb + r_adv), 1), logp, log_target=True,
+                       reduction="batchmean")
+        (weight * lds).backward()
+    finally:
+        for m, mom in zip(bns, saved, strict=True):
+            m.momentum = mom
+    return (ce + weight * lds).detach()
 
 
 @torch.no_grad()
@@ -309,18 +383,21 @@ def make_model(args: argparse.Namespace, xtr: torch.Tensor) -> nn.Module:
     if args.whiten > 0:
         # The whitening layer takes the [0, 1] pixels itself.
         model = nn.Sequential(Whiten(xtr, args.whiten), *model)
+    elif args.color > 0:
+        model = nn.Sequential(Whiten(xtr, 1e-6, -args.color), *model)
     return model
 
 
-def make_optimizer(model: nn.Module, args: argparse.Namespace) -> torch.optim.AdamW:
-    """AdamW with weight decay on the weight matrices only (none on biases and norms)."""
+def make_optimizer(model: nn.Module, args: argparse.Namespace) -> torch.optim.Optimizer:
+    """AdamW (decoupled decay) or SGD with Nesterov momentum (L2 decay), with weight decay
+    on the weight matrices only (none on biases and norms)."""
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": args.wd}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.lr,
-        betas=(0.9, args.beta2),
-    )
+    groups = [{"params": decay, "weight_decay": args.wd},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if args.opt == "sgd":
+        return torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, args.beta2))
 
 
 def train(args: argparse.Namespace) -> None:
@@ -339,7 +416,7 @@ def train(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     model = make_model(args, xtr)
-    if args.whiten > 0:
+    if args.whiten > 0 or args.color > 0:
         mean, std = 0.0, 1.0  # the whitening layer centres and scales
     opt = make_optimizer(model, args)
     ema = copy.deepcopy(model) if args.ema > 0 else None
@@ -402,10 +479,20 @@ def train(args: argparse.Namespace) -> None:
             elif args.self_distill > 0:
                 ramp = min(1.0, step / max(1, args.sd_ramp * total))
                 loss = self_distill_loss(model, ema, xb, yb, args.ls, args.self_distill * ramp)
+            elif args.adv > 0:
+                opt.zero_grad(set_to_none=True)
+                # --adv is in pixel units ([0, 1]); xb is standardised by std.
+                loss = adversarial_backward(model, xb, yb, args.ls, args.adv / std,
+                                            args.adv_weight, args.adv_norm)
+            elif args.vat > 0:
+                opt.zero_grad(set_to_none=True)
+                loss = vat_backward(model, xb, yb, args.ls, args.vat / std, args.vat_weight,
+                                    args.vat_xi / std, gen)
             else:
                 loss = batch_loss()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if args.adv <= 0 and args.vat <= 0:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
             if args.sam > 0:
                 sam_second_pass(model, batch_loss, args.sam)
             opt.step()
@@ -485,6 +572,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=256, help="samples per step")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    p.add_argument("--opt", choices=["adamw", "sgd"], default="adamw",
+                   help="sgd: Nesterov momentum, --wd as L2 decay (try 5e-4)")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
     p.add_argument("--beta2", type=float, default=0.999)
     p.add_argument("--wd", type=float, default=0.05, help="AdamW decoupled weight decay")
     p.add_argument("--sched", choices=["cos", "linear"], default="cos")
@@ -504,10 +594,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="feed pixels (in [0, 1]) raised to this power; 1 = unchanged")
     p.add_argument("--whiten", type=float, default=0.0,
                    help="ZCA-whiten the pixels with this eps (fixed first layer); 0 = off")
+    p.add_argument("--color", type=float, default=0.0,
+                   help="fixed colouring layer: principal directions scaled by their std ** "
+                   "(2 * COLOR), the opposite of whitening; 0 = off")
     p.add_argument("--mutual", type=float, default=0.0,
                    help="deep mutual learning with a peer network, KL weight; 0 = off "
                    "(the logged loss is then the sum of both networks')")
     p.add_argument("--sam", type=float, default=0.0, help="SAM radius rho; 0 = off")
+    p.add_argument("--adv", type=float, default=0.0,
+                   help="adversarial training radius in pixel units ([0, 1]); 0 = off")
+    p.add_argument("--adv-weight", type=float, default=0.5,
+                   help="share of the loss on the adversarial batch")
+    p.add_argument("--adv-norm", choices=["linf", "l2"], default="linf",
+                   help="linf: eps * sign(grad) (FGSM); l2: grad scaled to length eps")
+    p.add_argument("--vat", type=float, default=0.0,
+                   help="virtual adversarial training: L2 radius per image in pixel units; 0 = off")
+    p.add_argument("--vat-weight", type=float, default=1.0, help="weight of the VAT term")
+    p.add_argument("--vat-xi", type=float, default=0.1,
+                   help="L2 length (pixel units) of the power iteration's probe")
     p.add_argument("--rdrop", type=float, default=0.0, help="R-Drop KL weight; 0 = off")
     p.add_argument("--self-distill", type=float, default=0.0,
                    help="weight of the EMA teacher's soft targets (needs --ema); 0 = off")
@@ -528,8 +632,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--throughput", action="store_true", help="only measure samples/s")
     p.add_argument("--tp-steps", type=int, default=30)
     args = p.parse_args(argv)
-    if sum(v > 0 for v in (args.sam, args.rdrop, args.self_distill, args.mutual)) > 1:
-        p.error("--sam, --rdrop, --self-distill and --mutual exclude each other")
+    if sum(v > 0 for v in (args.sam, args.rdrop, args.self_distill, args.mutual, args.adv,
+                                 args.vat)) > 1:
+        p.error("--sam, --rdrop, --self-distill, --mutual, --adv and --vat exclude each other")
+    if (args.adv > 0 or args.vat > 0) and args.mixup > 0:
+        p.error("--adv and --vat do not take mixup's second labels; drop --mixup")
     if args.mutual > 0 and args.mixup > 0:
         p.error("--mutual does not combine with --mixup")
     if (args.rdrop > 0 or args.self_distill > 0) and args.mixup > 0:

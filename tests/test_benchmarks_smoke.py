@@ -310,3 +310,71 @@ def test_explore_swa_schedule_anneals_to_its_rate_and_holds_it(bench):
     assert all(lr == 5e-4 for lr in lrs[750:])
     plain = ex.parse_args(["--lr", "3e-3"])
     assert ex.lr_at(999, total, plain) < 1e-4  # without SWA the decay goes on to lr / 100
+
+
+def test_explore_adversarial_and_virtual_adversarial_passes(bench):
+    import torch.nn.functional as F
+    from torch import nn
+
+    ex = bench("explore_best_mlp")
+    torch.manual_seed(0)
+    model = ex.build([8, 8], "batch", "gelu", 0.0, 0.0)
+    xb, yb = torch.rand(32, 28, 28), torch.randint(0, 10, (32,))
+    # FGSM in evaluation mode (deterministic): the step along the gradient's sign raises
+    # the loss, and the gradients are the weighted sum of those of the two batches.
+    model.eval()
+    model.zero_grad()
+    loss = ex.adversarial_backward(model, xb.detach(), yb, 0.0, 0.05, 0.5, "linf")
+    got = [p.grad.clone() for p in model.parameters()]
+    xr = xb.detach().clone().requires_grad_(True)
+    ce = F.cross_entropy(model(xr), yb)
+    (gx,) = torch.autograd.grad(ce, xr, retain_graph=True)
+    adv = F.cross_entropy(model(xb.detach() + 0.05 * gx.sign()), yb)
+    assert adv.item() > ce.item()
+    assert loss.item() == pytest.approx(0.5 * (ce.item() + adv.item()), rel=1e-5)
+    model.zero_grad()
+    (0.5 * ce + 0.5 * F.cross_entropy(model(xb.detach() + 0.05 * gx.sign()), yb)).backward()
+    for p, g in zip(model.parameters(), got, strict=True):
+        torch.testing.assert_close(p.grad, g)
+    # The L2 step is the input gradient scaled to length eps per image.
+    step = 0.5 * gx / gx.flatten(1).norm(dim=1).view(-1, 1, 1)
+    loss = ex.adversarial_backward(model, xb.detach(), yb, 0.0, 0.5, 1.0, "l2")
+    assert loss.item() == pytest.approx(F.cross_entropy(model(xb.detach() + step), yb).item(),
+                                        rel=1e-5)
+    # VAT in training mode: the loss is the cross-entropy plus a KL term >= 0, the
+    # BatchNorm statistics are those of the clean pass alone and its momentum comes back.
+    model.train()
+    gen = torch.Generator().manual_seed(0)
+    model.zero_grad()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    loss = ex.vat_backward(model, xb.detach(), yb, 0.0, 1.0, 1.0, 0.1, gen)
+    after_vat = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    model.load_state_dict(state)
+    ce = F.cross_entropy(model(xb.detach()), yb)
+    assert loss.item() >= ce.item() - 1e-6
+    for k, v in model.state_dict().items():
+        if "running" in k:
+            torch.testing.assert_close(after_vat[k], v, msg=k)
+    assert all(m.momentum == 0.1 for m in model.modules() if isinstance(m, nn.BatchNorm1d))
+    # Weight 0 leaves only the cross-entropy's gradients.
+    model.load_state_dict(state)
+    model.zero_grad()
+    ex.vat_backward(model, xb.detach(), yb, 0.0, 1.0, 0.0, 0.1, gen)
+    got = [p.grad.clone() for p in model.parameters()]
+    model.load_state_dict(state)
+    model.zero_grad()
+    F.cross_entropy(model(xb.detach()), yb).backward()
+    for p, g in zip(model.parameters(), got, strict=True):
+        torch.testing.assert_close(p.grad, g)
+
+
+def test_explore_optimizer_choice_and_exclusive_options(bench):
+    ex = bench("explore_best_mlp")
+    model = ex.build([8], "batch", "gelu", 0.0, 0.0)
+    sgd = ex.make_optimizer(model, ex.parse_args(["--opt", "sgd", "--lr", "0.2", "--wd", "5e-4"]))
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["nesterov"]
+    assert [g["weight_decay"] for g in sgd.param_groups] == [5e-4, 0.0]
+    assert isinstance(ex.make_optimizer(model, ex.parse_args([])), torch.optim.AdamW)
+    for bad in (["--adv", "0.02", "--mixup", "0.2"], ["--vat", "1", "--adv", "0.02"]):
+        with pytest.raises(SystemExit):
+            ex.parse_args(bad)
