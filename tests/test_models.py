@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from fcnet import MLPSpec, build_mlp
-from fcnet.models import ACTIVATIONS
+from fcnet.models import ACTIVATIONS, GEGLU
 
 
 @settings(max_examples=40, deadline=None)
@@ -21,9 +21,10 @@ from fcnet.models import ACTIVATIONS
     dropout=st.floats(0.0, 0.9),
     norm=st.sampled_from([None, "batch", "layer"]),
     output=st.sampled_from(["logits", "log_softmax"]),
+    activation=st.sampled_from(sorted(ACTIVATIONS)),
 )
-def test_output_shape_for_any_sizes(sizes, batch, dropout, norm, output):
-    model = build_mlp(sizes, dropout, norm=norm, output=output)
+def test_output_shape_for_any_sizes(sizes, batch, dropout, norm, output, activation):
+    model = build_mlp(sizes, dropout, norm=norm, output=output, activation=activation)
     model.eval()  # batch norm in train mode refuses a batch of one
     out = model(torch.randn(batch, sizes[0]))
     assert out.shape == (batch, sizes[-1])
@@ -65,6 +66,22 @@ def test_per_layer_dropout_norm_and_log_softmax():
 def test_every_activation_builds(name):
     model = build_mlp([5, 7, 3], activation=name)
     assert isinstance(model.act1, ACTIVATIONS[name])
+
+
+def test_geglu_gates_half_of_a_doubled_layer():
+    x = torch.randn(4, 6)
+    torch.testing.assert_close(GEGLU()(x), x[:, :3] * torch.nn.functional.gelu(x[:, 3:]))
+    model = build_mlp([5, 7, 4, 3], activation="geglu", norm="batch")
+    # Each hidden Linear (and its BatchNorm) is twice as wide; the unit halves it again.
+    assert (model.hidden1.out_features, model.norm1.num_features) == (14, 14)
+    assert (model.hidden2.in_features, model.hidden2.out_features) == (7, 8)
+    assert model.output.in_features == 4
+    assert model.num_parameters == (5 * 14 + 14) + 28 + (7 * 8 + 8) + 16 + (4 * 3 + 3)
+    rebuilt = model.spec.build()
+    rebuilt.load_state_dict(model.state_dict())
+    model.eval(), rebuilt.eval()
+    x = torch.randn(2, 5)
+    torch.testing.assert_close(rebuilt(x), model(x))
 
 
 def test_uint8_input_is_scaled_and_normalised():

@@ -32,11 +32,31 @@ __all__ = [
     "NORMS",
     "OUTPUTS",
     "FastDropout",
+    "GEGLU",
     "InputAdapter",
     "MLP",
     "MLPSpec",
     "build_mlp",
 ]
+
+class GEGLU(nn.Module):
+    """Gated GELU unit (Shazeer, 2020, "GLU Variants Improve Transformer"): ``a * gelu(b)``.
+
+    It takes ``2 * w`` features and returns ``w``: the first half ``a`` times GELU of the
+    second half ``b``. With ``activation="geglu"``, :func:`build_mlp` gives every hidden
+    Linear layer (and its normalisation) twice the width named in ``sizes``, so ``sizes``
+    still lists the width each hidden layer passes on. Still fully connected: one
+    Linear layer feeds both halves.
+    """
+
+    #: Features taken per feature returned; the hidden Linear layer widens by this.
+    pieces = 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``a * gelu(b)`` for ``a, b = x.chunk(2, dim=-1)``."""
+        a, b = x.chunk(2, dim=-1)
+        return a * F.gelu(b)
+
 
 #: Activation names accepted by :func:`build_mlp`, with the module each one builds.
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -47,6 +67,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "leaky_relu": nn.LeakyReLU,
     "elu": nn.ELU,
     "mish": nn.Mish,
+    "geglu": GEGLU,
 }
 
 #: Normalisation layers accepted by :func:`build_mlp` (``None`` means none).
@@ -298,12 +319,14 @@ class MLP(nn.Sequential):
             layers["drop0"] = dropout(spec.input_dropout)
         hidden = spec.sizes[1:-1]
         prev = spec.in_features
+        # A gated unit takes several features per feature it returns (GEGLU: two).
+        pieces = getattr(ACTIVATIONS[spec.activation], "pieces", 1)
         for i, (width, p) in enumerate(zip(hidden, spec.dropout, strict=True), start=1):
-            layers[f"hidden{i}"] = nn.Linear(prev, width)
+            layers[f"hidden{i}"] = nn.Linear(prev, pieces * width)
             if spec.norm == "batch":
-                layers[f"norm{i}"] = nn.BatchNorm1d(width)
+                layers[f"norm{i}"] = nn.BatchNorm1d(pieces * width)
             elif spec.norm == "layer":
-                layers[f"norm{i}"] = nn.LayerNorm(width)
+                layers[f"norm{i}"] = nn.LayerNorm(pieces * width)
             layers[f"act{i}"] = ACTIVATIONS[spec.activation]()
             if p > 0:
                 layers[f"drop{i}"] = dropout(p)
@@ -340,7 +363,8 @@ def build_mlp(
         dropout: Dropout probability in ``[0, 1)`` after every hidden layer, or a
             sequence with one value per hidden layer. ``0`` adds no dropout layer.
         activation: One of ``"relu"``, ``"gelu"``, ``"silu"``, ``"tanh"``,
-            ``"leaky_relu"``, ``"elu"``, ``"mish"``.
+            ``"leaky_relu"``, ``"elu"``, ``"mish"``, or ``"geglu"`` (:class:`GEGLU`,
+            whose hidden Linear layers get twice the width in ``sizes``).
         norm: ``None``, ``"batch"`` (BatchNorm1d) or ``"layer"`` (LayerNorm), placed
             between each hidden Linear layer and its activation.
         output: ``"logits"`` (use with cross-entropy) or ``"log_softmax"`` (the
