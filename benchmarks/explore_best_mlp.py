@@ -65,11 +65,28 @@ def load_data(seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     }
 
 
+class GEGLU(nn.Module):
+    """Gated unit (Shazeer, 2020): the first half of the features times GELU of the second."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = x.chunk(2, dim=1)
+        return a * F.gelu(b)
+
+
+class Maxout(nn.Module):
+    """Maxout (Goodfellow et al., 2013) with two pieces: the larger of adjacent features."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(len(x), -1, 2).amax(dim=2)
+
+
 def build(
     widths: list[int], norm: str, act: str, dropout: float, in_drop: float, fast: bool = False
 ) -> nn.Module:
-    """Flatten -> [Linear -> norm -> act -> dropout] * len(widths) -> Linear(10)."""
-    acts = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+    """Flatten -> [Linear -> norm -> act -> dropout] * len(widths) -> Linear(10). With the
+    two-input units (``glu``, ``maxout``) each Linear has twice ``w`` outputs."""
+    acts = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "glu": GEGLU, "maxout": Maxout}
+    pieces = 2 if act in ("glu", "maxout") else 1
     drop = FastDropout if fast else nn.Dropout
     layers: list[nn.Module] = [nn.Flatten()]
     if in_drop > 0:
@@ -77,11 +94,11 @@ def build(
     prev = 784
     for w in widths:
         # Bias is redundant right before BatchNorm.
-        layers.append(nn.Linear(prev, w, bias=norm != "batch"))
+        layers.append(nn.Linear(prev, pieces * w, bias=norm != "batch"))
         if norm == "batch":
-            layers.append(nn.BatchNorm1d(w))
+            layers.append(nn.BatchNorm1d(pieces * w))
         elif norm == "layer":
-            layers.append(nn.LayerNorm(w))
+            layers.append(nn.LayerNorm(pieces * w))
         layers.append(acts[act]())
         if dropout > 0:
             layers.append(drop(dropout))
@@ -564,7 +581,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--widths", type=int, nargs="+", default=[1024, 1024, 1024])
     p.add_argument("--norm", choices=["batch", "layer", "none"], default="batch")
-    p.add_argument("--act", choices=["relu", "gelu", "silu"], default="gelu")
+    p.add_argument("--act", choices=["relu", "gelu", "silu", "glu", "maxout"], default="gelu")
     p.add_argument("--dropout", type=float, default=0.2, help="after every hidden layer")
     p.add_argument("--in-drop", type=float, default=0.0, help="dropout on the input pixels")
     p.add_argument("--fast-dropout", action="store_true",

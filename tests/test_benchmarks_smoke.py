@@ -277,6 +277,14 @@ def test_explore_whitening_and_mutual_learning(bench):
     cov = (z - z.mean(0)).T @ (z - z.mean(0)) / len(z)
     torch.testing.assert_close(cov, torch.eye(16), atol=2e-3, rtol=0)
     assert not list(ex.Whiten(x, 0.1).parameters())  # fixed: nothing for the optimiser
+    # Colouring (power -0.25): principal variances lambda become c * lambda ** 1.5 with
+    # unit mean variance per pixel.
+    xd = x.reshape(len(x), -1).double()
+    lam = torch.linalg.eigvalsh(torch.cov(xd.T, correction=0))
+    z = ex.Whiten(x, 1e-12, -0.25)(x).double()
+    lz = torch.linalg.eigvalsh(torch.cov(z.T, correction=0))
+    assert lz.mean().item() == pytest.approx(1.0, rel=1e-3)
+    torch.testing.assert_close(lz, lam**1.5 / (lam**1.5).mean(), rtol=1e-3, atol=1e-6)
     # Mutual learning: each loss is its own cross-entropy plus a KL term >= 0, and the
     # peer's gradients come from its own loss only.
     model = ex.build([8], "batch", "gelu", 0.0, 0.0)
@@ -378,3 +386,15 @@ def test_explore_optimizer_choice_and_exclusive_options(bench):
     for bad in (["--adv", "0.02", "--mixup", "0.2"], ["--vat", "1", "--adv", "0.02"]):
         with pytest.raises(SystemExit):
             ex.parse_args(bad)
+
+
+def test_explore_two_piece_units(bench):
+    import torch.nn.functional as F
+
+    ex = bench("explore_best_mlp")
+    x = torch.randn(5, 8)
+    torch.testing.assert_close(ex.GEGLU()(x), x[:, :4] * F.gelu(x[:, 4:]))
+    torch.testing.assert_close(ex.Maxout()(x), torch.maximum(x[:, 0::2], x[:, 1::2]))
+    for act in ("glu", "maxout"):
+        model = ex.build([6, 6], "batch", act, 0.0, 0.0).eval()
+        assert model[1].out_features == 12 and model(torch.rand(3, 28, 28)).shape == (3, 10)
