@@ -17,11 +17,13 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import functools
 import gzip
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fcnet.models import FastDropout
+from fcnet.models import GEGLU, FastDropout
 
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -63,14 +65,6 @@ def load_data(seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         "val": to_t(xtr[val_mask], ytr[val_mask]),
         "test": to_t(xte, yte),
     }
-
-
-class GEGLU(nn.Module):
-    """Gated unit (Shazeer, 2020): the first half of the features times GELU of the second."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = x.chunk(2, dim=1)
-        return a * F.gelu(b)
 
 
 class Maxout(nn.Module):
@@ -230,6 +224,26 @@ def mutual_loss(
     return loss_a, loss_b
 
 
+def unit_l2(v: torch.Tensor) -> torch.Tensor:
+    """``v`` with each sample (first dimension) scaled to L2 length 1."""
+    flat = v.flatten(1)
+    return (flat / (flat.norm(dim=1, keepdim=True) + 1e-12)).view_as(v)
+
+
+@contextlib.contextmanager
+def frozen_bn_stats(model: nn.Module) -> Iterator[None]:
+    """Leave BatchNorm running statistics unchanged by the forward passes inside."""
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, mom in zip(bns, saved, strict=True):
+            m.momentum = mom
+
+
 def adversarial_backward(
     model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, ls: float, eps: float,
     weight: float, norm: str = "linf",
@@ -248,11 +262,7 @@ def adversarial_backward(
         for p, gp in zip(params, grads, strict=True):
             gp = gp * (1 - weight)
             p.grad = gp if p.grad is None else p.grad + gp
-    if norm == "linf":
-        step = eps * g.sign()
-    else:
-        flat = g.flatten(1)
-        step = (eps * flat / (flat.norm(dim=1, keepdim=True) + 1e-12)).view_as(g)
+    step = eps * (g.sign() if norm == "linf" else unit_l2(g))
     adv = F.cross_entropy(model(xb.detach() + step), yb, label_smoothing=ls)
     (weight * adv).backward()
     return ((1 - weight) * clean + weight * adv).detach()
@@ -269,31 +279,18 @@ def vat_backward(
     the output most sensitive to. The clean probabilities are those of the training pass
     (dropout on), held constant. BatchNorm running statistics are left as the clean pass
     set them. Accumulates the weight gradients; returns the detached loss."""
-
-    def unit(v: torch.Tensor) -> torch.Tensor:
-        flat = v.flatten(1)
-        return (flat / (flat.norm(dim=1, keepdim=True) + 1e-12)).view_as(v)
-
     out = model(xb)
     ce = F.cross_entropy(out, yb, label_smoothing=ls)
     ce.backward()
     logp = F.log_softmax(out.detach(), 1)
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.momentum = 0.0
-    try:
-        d = (xi * unit(torch.randn(xb.shape, generator=gen))).requires_grad_(True)
+    with frozen_bn_stats(model):
+        d = (xi * unit_l2(torch.randn(xb.shape, generator=gen))).requires_grad_(True)
         kl = F.kl_div(F.log_softmax(model(xb + d), 1), logp, log_target=True,
                       reduction="batchmean")
         (g,) = torch.autograd.grad(kl, d)
-        r_adv = eps * unit(g)
-        lds = F.kl_div(F.log_softmax(model(xb + r_adv), 1), logp, log_target=True,
+        lds = F.kl_div(F.log_softmax(model(xb + eps * unit_l2(g)), 1), logp, log_target=True,
                        reduction="batchmean")
         (weight * lds).backward()
-    finally:
-        for m, mom in zip(bns, saved, strict=True):
-            m.momentum = mom
     return (ce + weight * lds).detach()
 
 
@@ -317,15 +314,10 @@ def sam_second_pass(model: nn.Module, batch_loss, rho: float) -> None:
         eps = [p.grad * scale for p in params]
         for p, e in zip(params, eps, strict=True):
             p.add_(e)
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.momentum = 0.0
     for p in params:
         p.grad = None
-    batch_loss().backward()
-    for m, mom in zip(bns, saved, strict=True):
-        m.momentum = mom
+    with frozen_bn_stats(model):
+        batch_loss().backward()
     with torch.no_grad():
         for p, e in zip(params, eps, strict=True):
             p.sub_(e)

@@ -39,6 +39,7 @@ __all__ = [
     "build_mlp",
 ]
 
+
 class GEGLU(nn.Module):
     """Gated GELU unit (Shazeer, 2020, "GLU Variants Improve Transformer"): ``a * gelu(b)``.
 
