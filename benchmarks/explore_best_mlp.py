@@ -478,6 +478,7 @@ def train(args: argparse.Namespace) -> None:
             batch_loss = functools.partial(
                 mixed_loss, model, xb, yb, yb2 if lam < 1.0 else None, lam, args.ls
             )
+            opt.zero_grad(set_to_none=True)
             if peer is not None:
                 peer.train()
                 loss, peer_loss = mutual_loss(model, peer, xb, yb, args.ls, args.mutual)
@@ -489,18 +490,15 @@ def train(args: argparse.Namespace) -> None:
                 ramp = min(1.0, step / max(1, args.sd_ramp * total))
                 loss = self_distill_loss(model, ema, xb, yb, args.ls, args.self_distill * ramp)
             elif args.adv > 0:
-                opt.zero_grad(set_to_none=True)
                 # --adv is in pixel units ([0, 1]); xb is standardised by std.
                 loss = adversarial_backward(model, xb, yb, args.ls, args.adv / std,
                                             args.adv_weight, args.adv_norm)
             elif args.vat > 0:
-                opt.zero_grad(set_to_none=True)
                 loss = vat_backward(model, xb, yb, args.ls, args.vat / std, args.vat_weight,
                                     args.vat_xi / std, gen)
             else:
                 loss = batch_loss()
-            if args.adv <= 0 and args.vat <= 0:
-                opt.zero_grad(set_to_none=True)
+            if args.adv <= 0 and args.vat <= 0:  # those two back-propagate themselves
                 loss.backward()
             if args.sam > 0:
                 sam_second_pass(model, batch_loss, args.sam)
