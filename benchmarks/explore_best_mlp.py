@@ -164,14 +164,18 @@ def augment(x: torch.Tensor, args: argparse.Namespace, gen: torch.Generator) -> 
 
 def mixed_loss(
     model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, yb2: torch.Tensor | None,
-    lam: float, ls: float,
+    lam: float, ls: float, target: torch.Tensor | None = None, kd: float = 0.0,
+    temp: float = 1.0,
 ) -> torch.Tensor:
     """Cross-entropy of ``model(xb)``; with mixup, ``lam`` of it against ``yb`` and the rest
-    against ``yb2``."""
+    against ``yb2``. With teacher probabilities ``target`` for the batch as the model sees it,
+    ``kd`` of the loss is distillation (see :func:`distill_loss`)."""
     out = model(xb)
     loss = F.cross_entropy(out, yb, label_smoothing=ls)
     if yb2 is not None:
         loss = lam * loss + (1 - lam) * F.cross_entropy(out, yb2, label_smoothing=ls)
+    if target is not None:
+        loss = distill_loss(loss, out, target, kd, temp)
     return loss
 
 
@@ -190,6 +194,26 @@ def rdrop_loss(
     return ce + alpha * kl
 
 
+@torch.no_grad()
+def teacher_probs(teachers: list[nn.Module], xb: torch.Tensor, temp: float) -> torch.Tensor:
+    """The teachers' mean class probabilities at temperature ``temp`` (evaluation mode)."""
+    return torch.stack([F.softmax(t.eval()(xb) / temp, 1) for t in teachers]).mean(0)
+
+
+def distill_loss(
+    hard: torch.Tensor, out: torch.Tensor, target: torch.Tensor, alpha: float, temp: float = 1.0
+) -> torch.Tensor:
+    """``(1 - alpha)`` of the label loss ``hard`` (computed on the logits ``out``) plus
+    ``alpha`` of the KL divergence from the teachers' probabilities ``target`` (taken at
+    temperature ``temp``) to ``softmax(out / temp)``, times ``temp ** 2`` so that its
+    gradients keep their scale as ``temp`` grows (Hinton et al., 2015)."""
+    if alpha <= 0:
+        return hard
+    logp = F.log_softmax(out / temp, 1)
+    soft = F.kl_div(logp, target, reduction="batchmean") * temp**2
+    return (1 - alpha) * hard + alpha * soft
+
+
 def self_distill_loss(
     model: nn.Module, teacher: nn.Module, xb: torch.Tensor, yb: torch.Tensor, ls: float,
     alpha: float,
@@ -200,11 +224,22 @@ def self_distill_loss(
     loss = F.cross_entropy(out, yb, label_smoothing=ls)
     if alpha <= 0:
         return loss
-    teacher.eval()
-    with torch.no_grad():
-        target = F.softmax(teacher(xb), 1)
-    soft = -(target * F.log_softmax(out, 1)).sum(1).mean()
-    return (1 - alpha) * loss + alpha * soft
+    return distill_loss(loss, out, teacher_probs([teacher], xb, 1.0), alpha)
+
+
+def load_teachers(paths: list[Path], args: argparse.Namespace, xtr: torch.Tensor) -> list:
+    """The networks saved by ``--save`` at ``paths``, checked to share this run's split."""
+    teachers = []
+    for path in paths:
+        saved = torch.load(path, weights_only=False)
+        targs = argparse.Namespace(**saved["args"])
+        if (targs.split_seed, targs.gamma) != (args.split_seed, args.gamma):
+            raise SystemExit(f"{path}: teacher trained on split {targs.split_seed} with gamma "
+                             f"{targs.gamma}; this run uses {args.split_seed}, {args.gamma}")
+        teacher = make_model(targs, xtr)
+        teacher.load_state_dict(saved["state"])
+        teachers.append(teacher.eval())
+    return teachers
 
 
 def mutual_loss(
@@ -422,13 +457,21 @@ def train(args: argparse.Namespace) -> None:
     xtr, ytr = data["train"]
     xva, yva = data["val"]
     mean, std = xtr.mean().item(), xtr.std().item()
-    torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
+    # Building the teachers draws initial weights too: seed after them.
+    teachers = load_teachers(args.kd_teacher, args, xtr) if args.kd_teacher else None
+    torch.manual_seed(args.seed)
     model = make_model(args, xtr)
     if args.whiten > 0 or args.color > 0:
         mean, std = 0.0, 1.0  # the whitening layer centres and scales
     opt = make_optimizer(model, args)
     ema = copy.deepcopy(model) if args.ema > 0 else None
+    cached = None
+    if teachers:
+        # In evaluation mode a teacher is a fixed function: on un-augmented images its
+        # probabilities are computed once instead of at every step.
+        cached = torch.cat([teacher_probs(teachers, (xtr[i : i + 2000] - mean) / std,
+                                          args.kd_temp) for i in range(0, len(xtr), 2000)])
     peer = peer_opt = peer_ema = None
     if args.mutual > 0:
         torch.manual_seed(args.seed + 1000)  # the peer starts from other weights
@@ -472,11 +515,18 @@ def train(args: argparse.Namespace) -> None:
                 else:
                     xb = lam * xb + (1 - lam) * xb[perm_b]
                 yb2 = yb[perm_b]
+            target = None
+            if teachers:
+                changed = aug_on and (lam < 1.0 or args.flip or args.shift or args.scale
+                                      or args.erase)
+                target = (teacher_probs(teachers, xb, args.kd_temp) if changed
+                          else cached[idx])
             for o in (opt, peer_opt) if peer_opt is not None else (opt,):
                 for g in o.param_groups:
                     g["lr"] = lr_at(step, total, args)
             batch_loss = functools.partial(
-                mixed_loss, model, xb, yb, yb2 if lam < 1.0 else None, lam, args.ls
+                mixed_loss, model, xb, yb, yb2 if lam < 1.0 else None, lam, args.ls,
+                target, args.kd_weight, args.kd_temp,
             )
             opt.zero_grad(set_to_none=True)
             if peer is not None:
@@ -549,6 +599,9 @@ def train(args: argparse.Namespace) -> None:
         f"FINAL {'ema' if ema is not None else 'model'} val_acc {vacc:.4f} val_loss {vloss:.4f} "
         f"wall {wall:.0f}s cpu {cpu:.0f}s best_val {best[0]:.4f} at epoch {best[1]}"
     )
+    if args.save:
+        torch.save({"args": vars(args), "state": final.state_dict()}, args.save)
+        print(f"saved {args.save}")
     if swa is not None:
         # The averaged weights need their own BatchNorm statistics: one pass over the
         # training images in training mode (dropout on, as during training).
@@ -624,6 +677,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="weight of the EMA teacher's soft targets (needs --ema); 0 = off")
     p.add_argument("--sd-ramp", type=float, default=0.25,
                    help="fraction of steps over which --self-distill ramps up from 0")
+    p.add_argument("--kd-teacher", type=Path, nargs="+", default=None,
+                   help="distil from these networks (saved with --save on the same split)")
+    p.add_argument("--kd-weight", type=float, default=0.5,
+                   help="share of the loss that is distillation from --kd-teacher")
+    p.add_argument("--kd-temp", type=float, default=1.0, help="distillation temperature")
+    p.add_argument("--save", type=Path, default=None,
+                   help="save the final (EMA) network and these options here")
     p.add_argument("--swa-start", type=float, default=0.0,
                    help="fraction of steps after which the lr stays at --swa-lr and the "
                    "weights are averaged once per epoch (SWA); 0 = off")
@@ -648,6 +708,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--mutual does not combine with --mixup")
     if (args.rdrop > 0 or args.self_distill > 0) and args.mixup > 0:
         p.error("--rdrop and --self-distill do not combine with --mixup")
+    if args.kd_teacher and sum(v > 0 for v in (args.sam, args.rdrop, args.self_distill,
+                                                args.mutual, args.adv, args.vat)):
+        p.error("--kd-teacher combines only with the plain loss (and --mixup)")
     if args.self_distill > 0 and args.ema <= 0:
         p.error("--self-distill needs --ema (the EMA model is the teacher)")
     return args

@@ -398,3 +398,40 @@ def test_explore_two_piece_units(bench):
     for act in ("glu", "maxout"):
         model = ex.build([6, 6], "batch", act, 0.0, 0.0).eval()
         assert model[1].out_features == 12 and model(torch.rand(3, 28, 28)).shape == (3, 10)
+
+
+def test_explore_distillation_from_saved_teachers(bench, tmp_path):
+    import torch.nn.functional as F
+
+    ex = bench("explore_best_mlp")
+    torch.manual_seed(0)
+    targs = ex.parse_args(["--widths", "8", "8", "--split-seed", "3", "--dropout", "0.3"])
+    teacher = ex.build(targs.widths, targs.norm, targs.act, targs.dropout, targs.in_drop)
+    teacher.train()
+    torch.save({"args": vars(targs), "state": teacher.state_dict()}, tmp_path / "t.pt")
+    xb = torch.rand(16, 28, 28)
+    # The saved network comes back with its weights, in evaluation mode, on its own split.
+    (loaded,) = ex.load_teachers([tmp_path / "t.pt"], targs, xb)
+    torch.testing.assert_close(loaded(xb), teacher.eval()(xb))
+    with pytest.raises(SystemExit, match="split 3"):
+        ex.load_teachers([tmp_path / "t.pt"], ex.parse_args(["--split-seed", "4"]), xb)
+    # Two teachers: the mean of their probabilities at the temperature; they stay in eval.
+    other = ex.build([8], "batch", "gelu", 0.3, 0.0)
+    other.train()
+    probs = ex.teacher_probs([loaded, other], xb, 4.0)
+    want = 0.5 * (F.softmax(loaded(xb) / 4, 1) + F.softmax(other.eval()(xb) / 4, 1))
+    torch.testing.assert_close(probs, want)
+    assert not other.training
+    # The loss: weight 0 is the label loss; a student that already matches the teacher
+    # pays only (1 - alpha) of it; otherwise the KL term adds temp**2 * KL >= 0.
+    out = torch.randn(16, 10)
+    hard = torch.tensor(1.5)
+    assert ex.distill_loss(hard, out, probs, 0.0, 4.0) is hard
+    same = F.softmax(out / 4, 1)
+    assert ex.distill_loss(hard, out, same, 0.7, 4.0).item() == pytest.approx(0.3 * 1.5)
+    kl = F.kl_div(F.log_softmax(out / 4, 1), probs, reduction="batchmean").item()
+    assert kl > 0
+    assert ex.distill_loss(hard, out, probs, 0.7, 4.0).item() == pytest.approx(
+        0.3 * 1.5 + 0.7 * 16 * kl, rel=1e-5)
+    with pytest.raises(SystemExit):
+        ex.parse_args(["--kd-teacher", "t.pt", "--sam", "0.05"])
