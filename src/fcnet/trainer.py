@@ -69,6 +69,21 @@ def _as_float(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
 
 
+def _check_teachers(teacher: Any) -> list[nn.Module]:
+    if teacher is None:
+        return []
+    teachers = [teacher] if isinstance(teacher, nn.Module) else teacher
+    if isinstance(teachers, (str, bytes)) or not isinstance(teachers, Sequence) or not teachers:
+        raise TypeError(
+            f"teacher must be None, a torch.nn.Module or a non-empty sequence of them, got "
+            f"{type(teacher).__name__}"
+        )
+    for t in teachers:
+        if not isinstance(t, nn.Module):
+            raise TypeError(f"teacher must be torch.nn.Module instances, got {type(t).__name__}")
+    return list(teachers)
+
+
 def _can_fuse(optimizer_cls: type[torch.optim.Optimizer], params: Sequence[torch.Tensor]) -> bool:
     """Whether this torch has a fused step of ``optimizer_cls`` for ``params``.
 
@@ -146,6 +161,21 @@ class Trainer:
         drop_last: Drop the last incomplete training batch of each epoch.
         progress: Add a :class:`~fcnet.callbacks.ProgressBar` (it draws only on a
             terminal) unless one is in ``callbacks``.
+        teacher: A trained network, or a sequence of them, to distil from (Hinton et
+            al., 2015; ``None``: off). The loss becomes ``(1 - distill_weight)`` of the
+            label loss plus ``distill_weight`` times ``T ** 2`` times the KL divergence
+            from the teachers' mean class probabilities at temperature
+            ``T = distill_temperature`` to the model's, each taken on the batch as the
+            model sees it (after augmentation and mixup). The teachers run in
+            evaluation mode without gradients and are moved to ``device``; they must
+            return ``(N, classes)`` logits or log-probabilities for the same inputs. Without
+            ``augment`` and ``mixup`` their probabilities for the training set are
+            computed once per :meth:`fit` instead of at every step. Validation and
+            :meth:`evaluate` report the label loss alone.
+        distill_weight: The distillation term's share of the loss, in ``[0, 1]``.
+        distill_temperature: The softmax temperature ``T > 0`` of both sides of the
+            distillation term; above 1 it brings out the small probabilities the
+            teacher gives the wrong classes.
         flush_denormal: During :meth:`fit`, treat denormal floats as zero on the
             calling thread (see :func:`torch.set_flush_denormal`) and on torch's
             intra-op worker threads (restarted so that they copy the setting, on
@@ -189,6 +219,9 @@ class Trainer:
         eval_batch_size: int = 1024,
         drop_last: bool = False,
         progress: bool = True,
+        teacher: nn.Module | Sequence[nn.Module] | None = None,
+        distill_weight: float = 0.5,
+        distill_temperature: float = 1.0,
         flush_denormal: bool = True,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -242,6 +275,15 @@ class Trainer:
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         if augment is not None and not callable(augment):
             raise TypeError(f"augment must be a callable or None, got {augment!r}")
+        teachers = _check_teachers(teacher)
+        if any(t is model for t in teachers):
+            raise ValueError("the teacher must be another network than the model it teaches")
+        distill_weight = _check_nonneg_float("distill_weight", distill_weight)
+        if distill_weight > 1:
+            raise ValueError(f"distill_weight must be in [0, 1], got {distill_weight!r}")
+        distill_temperature = _check_nonneg_float("distill_temperature", distill_temperature)
+        if distill_temperature == 0:
+            raise ValueError("distill_temperature must be > 0, got 0")
 
         self.device = select_device(device)
         self.model = model.to(self.device)
@@ -264,6 +306,10 @@ class Trainer:
         self.augment = augment
         self.drop_last = bool(drop_last)
         self.flush_denormal = bool(flush_denormal)
+        self.teachers: list[nn.Module] = [t.to(self.device) for t in teachers]
+        self.distill_weight = distill_weight
+        self.distill_temperature = distill_temperature
+        self._soft: torch.Tensor | None = None
 
         self.history = History()
         self.should_stop = False
@@ -468,6 +514,7 @@ class Trainer:
             xv, yv, _ = self._tensors(val, "val")
             self._check_labels(yv, classes, "val")
         self.has_validation = xv is not None
+        self._check_teacher_outputs(x, classes)
         # Split provenance (train_val_split subsets), recorded in and checked by checkpoints.
         self._data_provenance = {"train": getattr(train, "provenance", None),
                                  "val": getattr(val, "provenance", None)}
@@ -503,12 +550,67 @@ class Trainer:
         else:
             self._call("on_train_begin")
         self._loader = loader
+        teacher_modes = [t.training for t in self.teachers]
         try:
             with self._sigint_guard(), flush_denormal(self.flush_denormal):
+                for t in self.teachers:
+                    t.eval()
+                self._soft = None
+                if self.teachers and self.augment is None and not self.mixup:
+                    # In evaluation mode a teacher is a fixed function of its input: on
+                    # un-augmented batches, one pass over the training set serves every step.
+                    self._soft = torch.cat([
+                        self._teacher_probs(loader.inputs[i:i + self.eval_batch_size])
+                        for i in range(0, len(loader.inputs), self.eval_batch_size)
+                    ])
                 self._run(loader)
         finally:
+            self._soft = None
+            for t, mode in zip(self.teachers, teacher_modes, strict=True):
+                t.train(mode)
             self._call("on_train_end")
         return self.history
+
+    # ------------------------------------------------------------------ distillation
+    def _check_teacher_outputs(self, x: torch.Tensor, classes: int) -> None:
+        """Fail before training when a teacher does not take the inputs or gives another
+        number of classes than the model."""
+        for i, t in enumerate(self.teachers):
+            was_training = t.training
+            t.eval()
+            try:
+                with torch.no_grad():
+                    out = t(self._prepare_for(t, x[:2].to(self.device)))
+            except (RuntimeError, ValueError) as e:
+                raise ValueError(
+                    f"teacher {i} does not take train inputs of shape {tuple(x.shape)}: {e}"
+                ) from e
+            finally:
+                t.train(was_training)
+            if out.dim() != 2 or out.shape[1] != classes:
+                raise ValueError(
+                    f"teacher {i} returns outputs of shape {tuple(out.shape)} for 2 inputs; "
+                    f"the model has {classes} classes"
+                )
+
+    def _prepare_for(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        # As _prepare, for another network (a teacher).
+        if x.is_floating_point() or isinstance(next(iter(module.children()), None), InputAdapter):
+            return x
+        return _as_float(x)
+
+    def _teacher_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """The teachers' mean class probabilities at the distillation temperature."""
+        with torch.no_grad(), self._autocast():
+            probs = [torch.softmax(t(self._prepare_for(t, x)).float() / self.distill_temperature,
+                                   dim=1) for t in self.teachers]
+        return probs[0] if len(probs) == 1 else torch.stack(probs).mean(0)
+
+    def _distill(self, out: torch.Tensor, loss: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+        """Mix the label loss with ``T ** 2`` times the KL divergence from ``soft``."""
+        temp = self.distill_temperature
+        kl = F.kl_div(F.log_softmax(out.float() / temp, dim=1), soft, reduction="batchmean")
+        return (1.0 - self.distill_weight) * loss + self.distill_weight * temp * temp * kl
 
     def _call_begin_then_restore(self, state: dict[str, Any], x: torch.Tensor,
                                  y: torch.Tensor) -> None:
@@ -548,9 +650,13 @@ class Trainer:
                 self._call("on_epoch_begin", number)
             t0 = time.perf_counter()
             self.model.train()
+            # Batch b holds the samples order[b * batch_size:(b + 1) * batch_size].
+            order = loader.order(self.epoch) if self._soft is not None else None
+            bs = loader.batch_size
             for b, (xb, yb) in enumerate(loader.batches(self.epoch, start_batch), start_batch):
                 self._call("on_batch_begin", b)
-                loss = self._step(xb, yb, number, b)
+                soft = None if order is None else self._soft[order[b * bs:(b + 1) * bs]]
+                loss = self._step(xb, yb, number, b, soft)
                 self._batch_in_epoch = b + 1
                 self._call("on_batch_end", b, {"batch": b, "size": len(yb), "loss": loss})
                 if self._interrupted:
@@ -564,17 +670,21 @@ class Trainer:
             self._end_epoch(number)
 
     def _forward_loss(self, xb: torch.Tensor, yb: torch.Tensor,
-                      mix: tuple[float, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+                      mix: tuple[float, torch.Tensor] | None,
+                      soft: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         with self._autocast():
             out = self.model(xb)
             loss = self._loss(out, yb)
             if mix is not None:
                 lam, perm = mix
                 loss = lam * loss + (1.0 - lam) * self._loss(out, yb[perm])
+            if soft is not None:
+                loss = self._distill(out, loss, soft)
         return out, loss
 
     def _sam_gradient(self, xb: torch.Tensor, yb: torch.Tensor,
-                      mix: tuple[float, torch.Tensor] | None) -> None:
+                      mix: tuple[float, torch.Tensor] | None,
+                      soft: torch.Tensor | None = None) -> None:
         """Replace the gradients by those at ``w + rho * g / ||g||`` (SAM's second pass)."""
         params = [p for p in self.model.parameters() if p.grad is not None]
         if not params:
@@ -593,14 +703,15 @@ class Trainer:
             for m in norms:
                 m.track_running_stats = False
             clear_grads(self.optimizer)
-            self._forward_loss(xb, yb, mix)[1].backward()
+            self._forward_loss(xb, yb, mix, soft)[1].backward()
         finally:
             for m in norms:
                 m.track_running_stats = True
             with torch.no_grad():
                 torch._foreach_sub_(params, eps)
 
-    def _step(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int, batch: int) -> torch.Tensor:
+    def _step(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int, batch: int,
+              soft: torch.Tensor | None = None) -> torch.Tensor:
         xb = self._prepare(xb)
         mix = None
         if self.mixup:
@@ -608,7 +719,9 @@ class Trainer:
             if not xb.is_floating_point():  # raw input for an fcnet model's InputAdapter
                 xb = _as_float(xb)
             xb = torch.lerp(xb[perm], xb, lam)  # lam * x + (1 - lam) * x[perm]
-        out, loss = self._forward_loss(xb, yb, mix)
+        if self.teachers and soft is None:  # the teachers see the batch as the model does
+            soft = self._teacher_probs(xb)
+        out, loss = self._forward_loss(xb, yb, mix, soft)
         if self.device.type == "cpu" and not math.isfinite(loss.item()):
             # On the CPU reading the loss is free; on accelerators it is checked per epoch.
             raise NonFiniteLossError(
@@ -618,7 +731,7 @@ class Trainer:
         clear_grads(self.optimizer)
         loss.backward()
         if self.sam:
-            self._sam_gradient(xb, yb, mix)
+            self._sam_gradient(xb, yb, mix, soft)
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         optimizer_step(self.optimizer)
