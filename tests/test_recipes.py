@@ -127,6 +127,8 @@ def test_model_spec_is_the_built_models_spec():
         ({"threads": 0}, ValueError, r"threads must be >= 1, got 0"),
         ({"mixup": -1.0}, ValueError, r"mixup must be a finite number >= 0, got -1.0"),
         ({"name": ""}, ValueError, r"name must be a non-empty str"),
+        ({"distill_weight": 1.5}, ValueError, r"distill_weight must be in \[0, 1\]"),
+        ({"distill_temperature": 0}, ValueError, r"distill_temperature must be a finite"),
     ],
 )
 def test_bad_recipe_fields_raise(changes, error, match):
@@ -225,6 +227,54 @@ def test_run_recipe_refuses_a_file_or_a_used_folder(tmp_path, no_data):
     assert (used / "metrics.json").read_text() == '{"test_accuracy": 0.9}'
     with pytest.raises(FileNotFoundError, match=r"data_root .* is not an existing folder"):
         run_recipe("baseline", out_dir=tmp_path / "new", data_root=tmp_path / "nowhere")
+
+
+def test_run_recipe_rejects_bad_teachers_before_work(tmp_path, no_data):
+    from fcnet import save_model
+
+    save_model(build_mlp([784, 8, 3]), tmp_path / "three")
+    for teachers, error, match in (
+        ("runs/t", TypeError, r"teachers must be a sequence of paths"),
+        ([], ValueError, r"teachers is empty"),
+        ([3], TypeError, r"each teacher must be a path"),
+        ([tmp_path / "nowhere"], FileNotFoundError, r"nowhere"),
+        ([tmp_path / "three"], ValueError, r"maps 784 features to 3 classes"),
+    ):
+        with pytest.raises(error, match=match):
+            run_recipe("baseline", out_dir=tmp_path / "run", teachers=teachers)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(SystemExit):
+        main(["baseline", "--out", str(tmp_path / "run"), "--teachers",
+              str(tmp_path / "three")])
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.integration
+def test_a_recipe_distils_from_teacher_runs_of_its_split(tmp_path, monkeypatch):
+    monkeypatch.setattr("fcnet.recipes._write_plots", lambda *args: None)
+    small = {"epochs": 1, "limit_train": 1000, "quiet": True}
+    teacher = run_recipe("baseline", out_dir=tmp_path / "teacher", seed=0, **small)
+    student_recipe = dataclasses.replace(RECIPES["baseline"], distill_weight=0.7,
+                                         distill_temperature=3.0)
+    # The same split: taught, and all the training time is counted.
+    student = run_recipe(student_recipe, out_dir=tmp_path / "student", seed=0,
+                         teachers=[tmp_path / "teacher"], **small)
+    assert student["teachers"] == [{"path": str(tmp_path / "teacher"),
+                                    "train_seconds": teacher["train_seconds"]}]
+    assert student["total_train_seconds"] == pytest.approx(
+        student["train_seconds"] + teacher["train_seconds"])
+    assert Recipe.from_dict(student["recipe"]).distill_weight == 0.7
+    # Another seed splits otherwise: the teacher saw some of its validation images.
+    with pytest.raises(ValueError, match=r"not trained on this run's training split"):
+        run_recipe(student_recipe, out_dir=tmp_path / "other", seed=1,
+                   teachers=[tmp_path / "teacher"], **small)
+    assert not (tmp_path / "other").exists()
+    # A refit holds nothing out; a bare model folder has no recorded time.
+    refit = dataclasses.replace(student_recipe, val_fraction=0.0, restore_best=False)
+    result = run_recipe(refit, out_dir=tmp_path / "refit", seed=1,
+                        teachers=[tmp_path / "teacher" / "model"], **small)
+    assert result["teachers"][0]["train_seconds"] is None
+    assert result["total_train_seconds"] is None and 0.3 < result["test_accuracy"] < 1
 
 
 def test_cli_rejects_bad_arguments(tmp_path, no_data, capsys):

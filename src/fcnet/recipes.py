@@ -55,7 +55,7 @@ from fcnet._checks import check_choice, check_int, is_number
 from fcnet._device import select_device
 from fcnet._io import atomic_write_text
 from fcnet.callbacks import Callback, EarlyStopping, EpochLogger, WeightAveraging
-from fcnet.checkpoint import save_model
+from fcnet.checkpoint import load_model, save_model
 from fcnet.data import (
     Compose,
     FashionMNIST,
@@ -196,6 +196,8 @@ class Recipe:
     precision: str = "fp32"  # "fp32" or "bf16" (autocast of the forward pass)
     ema_decay: float | None = None  # weight averaging per step (WeightAveraging); None: off
     threads: int | None = None  # CPU threads for run_recipe; None: DEFAULT_THREADS
+    distill_weight: float = 0.5  # share of the loss distilled from run_recipe's teachers
+    distill_temperature: float = 1.0  # softmax temperature of that distillation
     reference_accuracy: float | None = None  # the notebook's test accuracy, a fraction
     description: str = ""  # one line for --list and the run's metrics
 
@@ -288,6 +290,14 @@ class Recipe:
                 )
         if self.threads is not None:
             check_int("threads", self.threads, 1)
+        _check_float("distill_weight", self.distill_weight, 0.0, 1.0, high_open=False)
+        if not is_number(self.distill_temperature) or not (
+            math.isfinite(self.distill_temperature) and self.distill_temperature > 0
+        ):
+            raise ValueError(
+                f"distill_temperature must be a finite number > 0, got "
+                f"{self.distill_temperature!r}"
+            )
         if self.reference_accuracy is not None:
             _check_float("reference_accuracy", self.reference_accuracy, 0.0, 1.0,
                          high_open=False)
@@ -522,6 +532,52 @@ def _check_run_args(
     return recipe, path
 
 
+def _load_teachers(teachers: Any) -> list[dict[str, Any]]:
+    """Load run_recipe's teachers: each a run folder (holding ``model``) or a model folder.
+
+    Returns one dict per teacher: ``path``, ``model`` and, from a run folder's
+    ``metrics.json``, ``train_seconds`` and ``split`` (``None`` when unknown)."""
+    if isinstance(teachers, (str, bytes, os.PathLike)) or not isinstance(teachers, Sequence):
+        raise TypeError(f"teachers must be a sequence of paths, got {type(teachers).__name__}")
+    if not teachers:
+        raise ValueError("teachers is empty; pass None for no distillation")
+    loaded = []
+    for t in teachers:
+        if not isinstance(t, (str, os.PathLike)):
+            raise TypeError(f"each teacher must be a path, got {type(t).__name__} {t!r}")
+        path = Path(t).expanduser()
+        run = path if (path / "model").is_dir() else None
+        model = load_model(path / "model" if run is not None else path)
+        if (model.spec.in_features, model.spec.num_classes) != (784, 10):
+            raise ValueError(
+                f"teacher {str(path)!r} maps {model.spec.in_features} features to "
+                f"{model.spec.num_classes} classes; Fashion-MNIST needs 784 and 10"
+            )
+        info: dict[str, Any] = {"path": str(path), "model": model, "train_seconds": None,
+                                "split": None}
+        if run is not None and (run / "metrics.json").is_file():
+            metrics = json.loads((run / "metrics.json").read_text())
+            info["train_seconds"] = metrics.get("train_seconds")
+            info["split"] = (metrics.get("split") or {}).get("train")
+        loaded.append(info)
+    return loaded
+
+
+def _check_teacher_splits(teachers: list[dict[str, Any]], train: Any) -> None:
+    """A teacher that trained on images this run holds out would leak them into its
+    validation figures: with a split, every teacher must come from a run on the same
+    training images."""
+    # As metrics.json records it (JSON turns tuples into lists).
+    want = json.loads(json.dumps(getattr(train, "provenance", "all")))
+    for t in teachers:
+        if t["split"] != want:
+            raise ValueError(
+                f"teacher {t['path']!r} was not trained on this run's training split "
+                f"({t['split']!r} against {want!r}); with a validation split, teach only "
+                f"with runs of the same recipe split and seed, or refit (val_fraction=0)"
+            )
+
+
 def _write_plots(out: Path, history: Any, cm: torch.Tensor, test: Any, pred: torch.Tensor,
                  proba: torch.Tensor) -> None:
     classes = list(test.classes)
@@ -548,6 +604,7 @@ def run_recipe(
     device: str | torch.device = "auto",
     overwrite: bool = False,
     quiet: bool = False,
+    teachers: Sequence[str | os.PathLike[str]] | None = None,
 ) -> dict[str, Any]:
     """Train ``recipe`` with one seed, test it once, and write the run into ``out_dir``.
 
@@ -583,6 +640,11 @@ def run_recipe(
         device: ``"auto"`` (CUDA, then MPS, then CPU) or any torch device.
         overwrite: Allow a non-empty ``out_dir``.
         quiet: Print nothing.
+        teachers: Trained networks to distil from (see :class:`fcnet.Trainer`'s
+            ``teacher``), with the recipe's :attr:`Recipe.distill_weight` and
+            :attr:`Recipe.distill_temperature`: run folders written by this function
+            (their training time is added to the run's) or model folders. With a
+            validation split, each must be a run on the same training images.
 
     Returns:
         The contents of ``metrics.json``, plus ``"out_dir"``.
@@ -593,7 +655,8 @@ def run_recipe(
             message lists the known names).
         NotADirectoryError: ``out_dir`` (or a parent) exists as a file.
         FileExistsError: ``out_dir`` is not empty and ``overwrite`` is False.
-        FileNotFoundError: ``data_root`` does not exist, or the data is not found.
+        FileNotFoundError: ``data_root`` does not exist, the data is not found, or a
+            teacher has no saved model.
 
     Example:
         >>> result = run_recipe("baseline", out_dir="runs/b0", seed=0)  # doctest: +SKIP
@@ -602,6 +665,7 @@ def run_recipe(
     """
     recipe, out = _check_run_args(recipe, out_dir, seed, data_root, epochs, limit_train,
                                   threads, overwrite, quiet, device)
+    taught = _load_teachers(teachers) if teachers is not None else []
     if epochs is not None:
         recipe = replace(recipe, epochs=epochs)
     previous_threads = torch.get_num_threads()
@@ -622,6 +686,8 @@ def run_recipe(
             train, val = train_val_split(pool, val_fraction=recipe.val_fraction, seed=seed)
         else:  # a refit on every training image: nothing held out
             train, val = pool, None
+        if taught and val is not None:
+            _check_teacher_splits(taught, train)
 
         torch.manual_seed(seed)  # the initial weights
         model = recipe.build_model()
@@ -646,12 +712,17 @@ def run_recipe(
             precision=recipe.precision,
             augment=recipe.make_augment(),
             progress=False,  # EpochLogger already prints one line per epoch
+            teacher=[t["model"] for t in taught] or None,
+            distill_weight=recipe.distill_weight,
+            distill_temperature=recipe.distill_temperature,
         )
         say(
             f"recipe {recipe.name}: sizes {list(recipe.sizes)}, dropout {list(recipe.dropout)}, "
             f"{model.num_parameters:,} parameters; seed {seed}; {len(train)} train / "
             f"{0 if val is None else len(val)} val / {len(test)} test; "
             f"device {trainer.device}, {n_threads} threads"
+            + (f"; distilling from {len(taught)} teachers (weight {recipe.distill_weight}, "
+               f"temperature {recipe.distill_temperature})" if taught else "")
         )
         fit_start = time.perf_counter()
         history = trainer.fit(train, val)
@@ -702,6 +773,13 @@ def run_recipe(
             "wall_seconds": wall_seconds,
             "train_seconds": train_seconds,
             "threads": n_threads,
+            "teachers": [{"path": t["path"], "train_seconds": t["train_seconds"]}
+                         for t in taught],
+            # All the training behind this model: its own and its teachers'.
+            "total_train_seconds": (
+                None if any(t["train_seconds"] is None for t in taught)
+                else train_seconds + sum(t["train_seconds"] for t in taught)
+            ),
             "device": str(trainer.device),
             "torch_version": torch.__version__,
             "python_version": platform.python_version(),
@@ -743,6 +821,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true",
                         help="allow a non-empty output folder (replaces the run files)")
     parser.add_argument("--quiet", action="store_true", help="print only the final result")
+    parser.add_argument("--teachers", type=Path, nargs="+", metavar="RUN",
+                        help="distil from these trained runs (or model folders) with the "
+                        "recipe's distill_weight and distill_temperature")
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")
     return parser
 
@@ -785,6 +866,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = dict(data_root=args.data_root, epochs=args.epochs, limit_train=args.limit_train,
                    threads=args.threads, overwrite=args.overwrite, quiet=args.quiet)
     try:
+        if args.teachers is not None:
+            _load_teachers(args.teachers)
         for s, d in zip(seeds, dirs, strict=True):
             _check_run_args(args.recipe, d, s, device=args.device, **options)
         if multi and (out / "summary.json").exists() and not args.overwrite:
@@ -796,7 +879,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     results = []
     for s, d in zip(seeds, dirs, strict=True):
-        result = run_recipe(args.recipe, out_dir=d, seed=s, device=args.device, **options)
+        result = run_recipe(args.recipe, out_dir=d, seed=s, device=args.device,
+                            teachers=args.teachers, **options)
         results.append(result)
     if not multi:
         if args.quiet:
