@@ -229,7 +229,7 @@ def test_run_recipe_refuses_a_file_or_a_used_folder(tmp_path, no_data):
         run_recipe("baseline", out_dir=tmp_path / "new", data_root=tmp_path / "nowhere")
 
 
-def test_run_recipe_rejects_bad_teachers_before_work(tmp_path, no_data):
+def test_run_recipe_rejects_bad_teachers_before_work(tmp_path, no_data, capsys):
     from fcnet import save_model
 
     save_model(build_mlp([784, 8, 3]), tmp_path / "three")
@@ -243,9 +243,18 @@ def test_run_recipe_rejects_bad_teachers_before_work(tmp_path, no_data):
         with pytest.raises(error, match=match):
             run_recipe("baseline", out_dir=tmp_path / "run", teachers=teachers)
     assert not (tmp_path / "run").exists()
-    with pytest.raises(SystemExit):
-        main(["baseline", "--out", str(tmp_path / "run"), "--teachers",
-              str(tmp_path / "three")])
+    save_model(build_mlp([784, 8, 10]), tmp_path / "ten")
+    for argv, match in (
+        (["--teachers", str(tmp_path / "three")], "maps 784 features to 3 classes"),
+        (["--distill-weight", "0.7"], "need --teachers"),
+        (["--teachers", str(tmp_path / "ten"), "--distill-weight", "2"],
+         r"distill_weight must be in \[0, 1\]"),
+        (["--teachers", str(tmp_path / "ten"), "--distill-temperature", "-1"],
+         "distill_temperature must be a finite number > 0"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            main(["baseline", "--out", str(tmp_path / "run"), *argv])
+        assert exc.value.code == 2 and re.search(match, capsys.readouterr().err), argv
     assert not (tmp_path / "run").exists()
 
 

@@ -824,6 +824,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--teachers", type=Path, nargs="+", metavar="RUN",
                         help="distil from these trained runs (or model folders) with the "
                         "recipe's distill_weight and distill_temperature")
+    parser.add_argument("--distill-weight", type=float, metavar="W",
+                        help="with --teachers: override the recipe's distill_weight")
+    parser.add_argument("--distill-temperature", type=float, metavar="T",
+                        help="with --teachers: override the recipe's distill_temperature")
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")
     return parser
 
@@ -865,11 +869,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     dirs = [out / f"seed{s}" for s in seeds] if multi else [out]
     options = dict(data_root=args.data_root, epochs=args.epochs, limit_train=args.limit_train,
                    threads=args.threads, overwrite=args.overwrite, quiet=args.quiet)
+    recipe: Recipe | str = args.recipe
     try:
+        distill = {k: v for k, v in (("distill_weight", args.distill_weight),
+                                     ("distill_temperature", args.distill_temperature))
+                   if v is not None}
+        if distill and args.teachers is None:
+            raise ValueError("--distill-weight and --distill-temperature need --teachers")
         if args.teachers is not None:
             _load_teachers(args.teachers)
+            recipe = replace(get_recipe(args.recipe), **distill)
         for s, d in zip(seeds, dirs, strict=True):
-            _check_run_args(args.recipe, d, s, device=args.device, **options)
+            _check_run_args(recipe, d, s, device=args.device, **options)
         if multi and (out / "summary.json").exists() and not args.overwrite:
             raise FileExistsError(
                 f"{str(out / 'summary.json')!r} exists; choose a new --out or pass --overwrite"
@@ -879,7 +890,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     results = []
     for s, d in zip(seeds, dirs, strict=True):
-        result = run_recipe(args.recipe, out_dir=d, seed=s, device=args.device,
+        result = run_recipe(recipe, out_dir=d, seed=s, device=args.device,
                             teachers=args.teachers, **options)
         results.append(result)
     if not multi:
