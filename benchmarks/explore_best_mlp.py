@@ -227,6 +227,18 @@ def self_distill_loss(
     return distill_loss(loss, out, teacher_probs([teacher], xb, 1.0), alpha)
 
 
+@torch.no_grad()
+def report_teachers(teachers: list[nn.Module], x: torch.Tensor, y: torch.Tensor, mean: float,
+                    std: float) -> None:
+    """Print each teacher's validation accuracy and that of their mean probabilities."""
+    xs = (x - mean) / std
+    probs = [F.softmax(t.eval()(xs), 1) for t in teachers]
+    for i, p in enumerate(probs):
+        print(f"teacher {i} val_acc {(p.argmax(1) == y).float().mean().item():.4f}")
+    ens = torch.stack(probs).mean(0)
+    print(f"ENSEMBLE of {len(probs)} val_acc {(ens.argmax(1) == y).float().mean().item():.4f}")
+
+
 def load_teachers(paths: list[Path], args: argparse.Namespace, xtr: torch.Tensor) -> list:
     """The networks saved by ``--save`` at ``paths``, checked to share this run's split."""
     teachers = []
@@ -460,6 +472,9 @@ def train(args: argparse.Namespace) -> None:
     gen = torch.Generator().manual_seed(args.seed)
     # Building the teachers draws initial weights too: seed after them.
     teachers = load_teachers(args.kd_teacher, args, xtr) if args.kd_teacher else None
+    if args.teachers_only:
+        report_teachers(teachers, xva, yva, mean, std)
+        return
     torch.manual_seed(args.seed)
     model = make_model(args, xtr)
     if args.whiten > 0 or args.color > 0:
@@ -682,6 +697,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kd-weight", type=float, default=0.5,
                    help="share of the loss that is distillation from --kd-teacher")
     p.add_argument("--kd-temp", type=float, default=1.0, help="distillation temperature")
+    p.add_argument("--teachers-only", action="store_true",
+                   help="print the --kd-teacher networks' validation accuracy, alone and "
+                   "as an ensemble, and exit")
     p.add_argument("--save", type=Path, default=None,
                    help="save the final (EMA) network and these options here")
     p.add_argument("--swa-start", type=float, default=0.0,
@@ -711,6 +729,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.kd_teacher and sum(v > 0 for v in (args.sam, args.rdrop, args.self_distill,
                                                 args.mutual, args.adv, args.vat)):
         p.error("--kd-teacher combines only with the plain loss (and --mixup)")
+    if args.teachers_only and not args.kd_teacher:
+        p.error("--teachers-only needs --kd-teacher")
     if args.self_distill > 0 and args.ema <= 0:
         p.error("--self-distill needs --ema (the EMA model is the teacher)")
     return args

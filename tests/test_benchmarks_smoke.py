@@ -435,3 +435,20 @@ def test_explore_distillation_from_saved_teachers(bench, tmp_path):
         0.3 * 1.5 + 0.7 * 16 * kl, rel=1e-5)
     with pytest.raises(SystemExit):
         ex.parse_args(["--kd-teacher", "t.pt", "--sam", "0.05"])
+    with pytest.raises(SystemExit):
+        ex.parse_args(["--teachers-only"])
+
+
+def test_explore_reports_teachers_and_their_ensemble(bench, capsys):
+    ex = bench("explore_best_mlp")
+    torch.manual_seed(0)
+    teachers = [ex.build([8], "batch", "gelu", 0.0, 0.0).eval() for _ in range(2)]
+    x, y = torch.rand(64, 28, 28), torch.randint(0, 10, (64,))
+    ex.report_teachers(teachers, x, y, 0.5, 0.25)
+    lines = capsys.readouterr().out.splitlines()
+    with torch.no_grad():
+        probs = [torch.softmax(t((x - 0.5) / 0.25), 1) for t in teachers]
+    accs = [(p.argmax(1) == y).float().mean().item() for p in probs]
+    ens = ((probs[0] + probs[1]).argmax(1) == y).float().mean().item()
+    assert lines == [f"teacher 0 val_acc {accs[0]:.4f}", f"teacher 1 val_acc {accs[1]:.4f}",
+                     f"ENSEMBLE of 2 val_acc {ens:.4f}"]
