@@ -327,15 +327,25 @@ class Trainer:
         return None, None
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return self._prepare_for(self.model, x)
+
+    @staticmethod
+    def _prepare_for(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         # fcnet models carry their preprocessing (InputAdapter); others get float input.
-        if self._raw_input_ok or x.is_floating_point():
+        if x.is_floating_point() or isinstance(next(iter(module.children()), None), InputAdapter):
             return x
         return _as_float(x)
 
-    @property
-    def _raw_input_ok(self) -> bool:
-        first = next(iter(self.model.children()), None)
-        return isinstance(first, InputAdapter)
+    def _probe(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``module``'s outputs for the first two inputs, in evaluation mode (its mode is
+        restored), to check a network against the data before any training."""
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                return module(self._prepare_for(module, x[:2].to(self.device)))
+        finally:
+            module.train(was_training)
 
     def _check_inputs(self, x: torch.Tensor, name: str) -> None:
         if x.dim() == 0 or x.shape[0] == 0:
@@ -359,17 +369,12 @@ class Trainer:
         _, classes = self._model_io()
         if classes is not None:
             return classes
-        was_training = self.model.training
-        self.model.eval()
         try:
-            with torch.no_grad():
-                out = self.model(self._prepare(x[:2].to(self.device)))
+            out = self._probe(self.model, x)
         except (RuntimeError, ValueError) as e:
             raise ValueError(
                 f"{name} inputs of shape {tuple(x.shape)} do not fit the model: {e}"
             ) from e
-        finally:
-            self.model.train(was_training)
         if out.dim() != 2:
             raise ValueError(
                 f"the model must return (N, classes) scores, got output of shape "
@@ -576,28 +581,17 @@ class Trainer:
         """Fail before training when a teacher does not take the inputs or gives another
         number of classes than the model."""
         for i, t in enumerate(self.teachers):
-            was_training = t.training
-            t.eval()
             try:
-                with torch.no_grad():
-                    out = t(self._prepare_for(t, x[:2].to(self.device)))
+                out = self._probe(t, x)
             except (RuntimeError, ValueError) as e:
                 raise ValueError(
                     f"teacher {i} does not take train inputs of shape {tuple(x.shape)}: {e}"
                 ) from e
-            finally:
-                t.train(was_training)
             if out.dim() != 2 or out.shape[1] != classes:
                 raise ValueError(
                     f"teacher {i} returns outputs of shape {tuple(out.shape)} for 2 inputs; "
                     f"the model has {classes} classes"
                 )
-
-    def _prepare_for(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        # As _prepare, for another network (a teacher).
-        if x.is_floating_point() or isinstance(next(iter(module.children()), None), InputAdapter):
-            return x
-        return _as_float(x)
 
     def _teacher_probs(self, x: torch.Tensor) -> torch.Tensor:
         """The teachers' mean class probabilities at the distillation temperature."""
