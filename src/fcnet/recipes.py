@@ -120,6 +120,11 @@ def _check_float(name: str, value: Any, low: float, high: float, *, high_open: b
     return value
 
 
+def _check_positive(name: str, value: Any) -> None:
+    if not is_number(value) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
 _AUGMENTS: dict[str, tuple[Callable[..., Callable], type, Any]] = {
     # name: (constructor, argument type, default argument)
     "flip": (lambda p: RandomFlip(p), float, 0.5),
@@ -222,8 +227,7 @@ class Recipe:
         object.__setattr__(self, "dropout", spec.dropout)
         object.__setattr__(self, "input_norm", spec.input_norm)
         object.__setattr__(self, "input_dropout", spec.input_dropout)
-        if not is_number(self.lr) or not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        _check_positive("lr", self.lr)
         check_int("epochs", self.epochs, 1)
         check_int("batch_size", self.batch_size, 1)
         check_choice("loss", self.loss, LOSSES)
@@ -291,13 +295,7 @@ class Recipe:
         if self.threads is not None:
             check_int("threads", self.threads, 1)
         _check_float("distill_weight", self.distill_weight, 0.0, 1.0, high_open=False)
-        if not is_number(self.distill_temperature) or not (
-            math.isfinite(self.distill_temperature) and self.distill_temperature > 0
-        ):
-            raise ValueError(
-                f"distill_temperature must be a finite number > 0, got "
-                f"{self.distill_temperature!r}"
-            )
+        _check_positive("distill_temperature", self.distill_temperature)
         if self.reference_accuracy is not None:
             _check_float("reference_accuracy", self.reference_accuracy, 0.0, 1.0,
                          high_open=False)
