@@ -717,8 +717,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--throughput", action="store_true", help="only measure samples/s")
     p.add_argument("--tp-steps", type=int, default=30)
     args = p.parse_args(argv)
-    if sum(v > 0 for v in (args.sam, args.rdrop, args.self_distill, args.mutual, args.adv,
-                                 args.vat)) > 1:
+    # The losses with a pass or a term of their own: at most one per run.
+    special = sum(v > 0 for v in (args.sam, args.rdrop, args.self_distill, args.mutual,
+                                  args.adv, args.vat))
+    if special > 1:
         p.error("--sam, --rdrop, --self-distill, --mutual, --adv and --vat exclude each other")
     if (args.adv > 0 or args.vat > 0) and args.mixup > 0:
         p.error("--adv and --vat do not take mixup's second labels; drop --mixup")
@@ -726,8 +728,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--mutual does not combine with --mixup")
     if (args.rdrop > 0 or args.self_distill > 0) and args.mixup > 0:
         p.error("--rdrop and --self-distill do not combine with --mixup")
-    if args.kd_teacher and sum(v > 0 for v in (args.sam, args.rdrop, args.self_distill,
-                                                args.mutual, args.adv, args.vat)):
+    if args.kd_teacher and special:
         p.error("--kd-teacher combines only with the plain loss (and --mixup)")
     if args.teachers_only and not args.kd_teacher:
         p.error("--teachers-only needs --kd-teacher")
