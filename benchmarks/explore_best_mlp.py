@@ -42,8 +42,9 @@ def load_idx(name: str, offset: int) -> np.ndarray:
         return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
 
 
-def load_data(seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Return float images in [0, 1] (N, 28, 28) and labels for train / val / test."""
+def load_data(seed: int, refit: bool = False) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Return float images in [0, 1] (N, 28, 28) and labels for train / val / test; with
+    ``refit``, train is all 60,000 training images and there is no val."""
     xtr = load_idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
     ytr = load_idx("train-labels-idx1-ubyte.gz", 8).astype(np.int64)
     xte = load_idx("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
@@ -55,16 +56,16 @@ def load_data(seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         idx = np.flatnonzero(ytr == c)
         val_idx.append(rng.permutation(idx)[: len(idx) // 5])
     val_mask = np.zeros(len(ytr), dtype=bool)
-    val_mask[np.concatenate(val_idx)] = True
+    if not refit:
+        val_mask[np.concatenate(val_idx)] = True
 
     def to_t(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.from_numpy(x.astype(np.float32) / 255.0), torch.from_numpy(y)
 
-    return {
-        "train": to_t(xtr[~val_mask], ytr[~val_mask]),
-        "val": to_t(xtr[val_mask], ytr[val_mask]),
-        "test": to_t(xte, yte),
-    }
+    data = {"train": to_t(xtr[~val_mask], ytr[~val_mask]), "test": to_t(xte, yte)}
+    if not refit:
+        data["val"] = to_t(xtr[val_mask], ytr[val_mask])
+    return data
 
 
 class Maxout(nn.Module):
@@ -244,11 +245,19 @@ def load_teachers(paths: list[Path], args: argparse.Namespace, xtr: torch.Tensor
     teachers = []
     for path in paths:
         saved = torch.load(path, weights_only=False)
-        targs = argparse.Namespace(**saved["args"])
-        if (targs.split_seed, targs.gamma) != (args.split_seed, args.gamma):
-            raise SystemExit(f"{path}: teacher trained on split {targs.split_seed} with gamma "
-                             f"{targs.gamma}; this run uses {args.split_seed}, {args.gamma}")
-        teacher = make_model(targs, xtr)
+        targs = argparse.Namespace(**{"refit": False, **saved["args"]})
+        if (targs.split_seed, targs.gamma, targs.refit) != (args.split_seed, args.gamma,
+                                                            args.refit):
+            raise SystemExit(
+                f"{path}: teacher trained on split {targs.split_seed} (refit {targs.refit}) "
+                f"with gamma {targs.gamma}; this run uses {args.split_seed} (refit "
+                f"{args.refit}), {args.gamma}")
+        if saved.get("kind") == "cnn":
+            from cnn_teacher import build_teacher  # a convolutional teacher, never a student
+
+            teacher = build_teacher(targs)
+        else:
+            teacher = make_model(targs, xtr)
         teacher.load_state_dict(saved["state"])
         teachers.append(teacher.eval())
     return teachers
@@ -462,12 +471,12 @@ def train(args: argparse.Namespace) -> None:
     # CPU time is logged next to wall time because the machine is shared; note that it is
     # inflated too when threads are oversubscribed, so it is no exact quiet-machine proxy.
     c_start = time.process_time()
-    data = load_data(args.split_seed)
+    data = load_data(args.split_seed, refit=args.refit)
     if args.gamma != 1.0:
         # Per-pixel intensity curve x ** gamma (gamma < 1 lifts dark detail).
         data = {k: (x.pow(args.gamma), y) for k, (x, y) in data.items()}
     xtr, ytr = data["train"]
-    xva, yva = data["val"]
+    xva, yva = data.get("val", (None, None))  # none with --refit
     mean, std = xtr.mean().item(), xtr.std().item()
     gen = torch.Generator().manual_seed(args.seed)
     # Building the teachers draws initial weights too: seed after them.
@@ -589,7 +598,7 @@ def train(args: argparse.Namespace) -> None:
                 ema_update(swa, model, 1 - 1 / n_swa)
         ep_time = time.perf_counter() - t_ep
         msg = f"epoch {epoch:3d} loss {tot_loss / steps_per_epoch:.4f} "
-        if epoch % args.eval_every == 0 or epoch == args.epochs:
+        if xva is not None and (epoch % args.eval_every == 0 or epoch == args.epochs):
             _, acc = evaluate(model, xva, yva, mean, std, args.tta)
             msg += f"val {acc:.4f} "
             if ema is not None:
@@ -607,13 +616,13 @@ def train(args: argparse.Namespace) -> None:
         )
         print(msg, flush=True)
     final = ema if ema is not None else model
-    vloss, vacc = evaluate(final, xva, yva, mean, std, args.tta)
     wall = time.perf_counter() - t_start
     cpu = time.process_time() - c_start
-    print(
-        f"FINAL {'ema' if ema is not None else 'model'} val_acc {vacc:.4f} val_loss {vloss:.4f} "
-        f"wall {wall:.0f}s cpu {cpu:.0f}s best_val {best[0]:.4f} at epoch {best[1]}"
-    )
+    msg = f"FINAL {'ema' if ema is not None else 'model'} "
+    if xva is not None:
+        vloss, vacc = evaluate(final, xva, yva, mean, std, args.tta)
+        msg += f"val_acc {vacc:.4f} val_loss {vloss:.4f} "
+    print(msg + f"wall {wall:.0f}s cpu {cpu:.0f}s best_val {best[0]:.4f} at epoch {best[1]}")
     if args.save:
         torch.save({"args": vars(args), "state": final.state_dict()}, args.save)
         print(f"saved {args.save}")
@@ -623,12 +632,13 @@ def train(args: argparse.Namespace) -> None:
         torch.optim.swa_utils.update_bn(
             [(xtr[i : i + 512] - mean) / std for i in range(0, n, 512)], swa
         )
-        sloss, sacc = evaluate(swa, xva, yva, mean, std, args.tta)
-        print(f"SWA of {n_swa} epochs val_acc {sacc:.4f} val_loss {sloss:.4f}")
-    if args.tta:
+        if xva is not None:
+            sloss, sacc = evaluate(swa, xva, yva, mean, std, args.tta)
+            print(f"SWA of {n_swa} epochs val_acc {sacc:.4f} val_loss {sloss:.4f}")
+    if args.tta and xva is not None:
         _, v_notta = evaluate(final, xva, yva, mean, std, False)
         print(f"  (val without TTA {v_notta:.4f})")
-    if args.test:
+    if args.test or args.refit:
         xte, yte = data["test"]
         tloss, tacc = evaluate(final, xte, yte, mean, std, args.tta)
         print(f"TEST acc {tacc:.4f} loss {tloss:.4f}")
@@ -714,6 +724,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--test", action="store_true", help="also report TEST accuracy (finalists)")
+    p.add_argument("--refit", action="store_true",
+                   help="train on all 60,000 training images (no validation) and report TEST "
+                   "accuracy once at the end")
     p.add_argument("--throughput", action="store_true", help="only measure samples/s")
     p.add_argument("--tp-steps", type=int, default=30)
     args = p.parse_args(argv)
@@ -732,6 +745,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--kd-teacher combines only with the plain loss (and --mixup)")
     if args.teachers_only and not args.kd_teacher:
         p.error("--teachers-only needs --kd-teacher")
+    if args.teachers_only and args.refit:
+        p.error("--teachers-only reports validation accuracy; --refit has no validation split")
     if args.self_distill > 0 and args.ema <= 0:
         p.error("--self-distill needs --ema (the EMA model is the teacher)")
     return args

@@ -452,3 +452,42 @@ def test_explore_reports_teachers_and_their_ensemble(bench, capsys):
     ens = ((probs[0] + probs[1]).argmax(1) == y).float().mean().item()
     assert lines == [f"teacher 0 val_acc {accs[0]:.4f}", f"teacher 1 val_acc {accs[1]:.4f}",
                      f"ENSEMBLE of 2 val_acc {ens:.4f}"]
+
+
+def test_cnn_teacher_trains_saves_and_teaches_a_refit_student(bench, fake_idx, tmp_path,
+                                                               monkeypatch, capsys):
+    ex = bench("explore_best_mlp")
+    cnn = bench("cnn_teacher")
+    monkeypatch.setattr(ex, "DATA_DIR", fake_idx)
+    # --refit trains on every training image and holds none out.
+    split, refit = ex.load_data(0), ex.load_data(0, refit=True)
+    assert (len(split["train"][0]), len(split["val"][0])) == (160, 40)
+    assert len(refit["train"][0]) == 200 and "val" not in refit
+    # The teacher is convolutional and reads the MLPs' (N, 28, 28) standardised images.
+    net = cnn.SmallCNN(4)
+    assert net(torch.randn(3, 28, 28)).shape == (3, 10)
+    assert any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    with pytest.raises(SystemExit):
+        cnn.parse_args(["--channels", "0"])
+    with pytest.raises(SystemExit):
+        cnn.parse_args(["--save", str(tmp_path / "missing" / "t.pt")])
+    path = tmp_path / "cnn.pt"
+    cnn.train(cnn.parse_args(["--channels", "4", "--epochs", "1", "--batch-size", "32",
+                              "--refit", "--save", str(path)]))
+    assert "FINAL teacher test_acc" in capsys.readouterr().out
+    saved = torch.load(path, weights_only=False)
+    assert saved["kind"] == "cnn" and saved["train_seconds"] > 0
+    # explore_best_mlp rebuilds it as a teacher, and only for a run on the same images.
+    args = ex.parse_args(["--refit", "--widths", "8", "--epochs", "1", "--batch-size", "32",
+                          "--kd-teacher", str(path), "--kd-weight", "0.7", "--kd-temp", "4"])
+    (teacher,) = ex.load_teachers([path], args, refit["train"][0])
+    assert isinstance(teacher, cnn.SmallCNN) and not teacher.training
+    with pytest.raises(SystemExit, match="refit True"):
+        ex.load_teachers([path], ex.parse_args([]), refit["train"][0])
+    # A refit student trains without a validation split and reads the test set once.
+    ex.train(args)
+    out = capsys.readouterr().out
+    assert "val_acc" not in out and " val " not in out and "ema_val" not in out
+    assert out.count("TEST acc") == 1
+    with pytest.raises(SystemExit):
+        ex.parse_args(["--refit", "--teachers-only", "--kd-teacher", str(path)])
