@@ -517,8 +517,11 @@ def train(args: argparse.Namespace) -> None:
             idx = perm[i * args.batch_size : (i + 1) * args.batch_size]
             xb, yb = xtr[idx], ytr[idx]
             aug_on = epoch <= args.epochs - args.clean_epochs
+            augmented = False
             if aug_on:
-                xb = augment(xb, args, gen)
+                # augment() hands back its input itself when no augmentation is on.
+                xa = augment(xb, args, gen)
+                augmented, xb = xa is not xb, xa
             xb = (xb - mean) / std
             lam = 1.0
             if aug_on and args.mixup > 0 and torch.rand(1, generator=gen).item() < args.mix_prob:
@@ -541,8 +544,7 @@ def train(args: argparse.Namespace) -> None:
                 yb2 = yb[perm_b]
             target = None
             if teachers:
-                changed = aug_on and (lam < 1.0 or args.flip or args.shift or args.scale
-                                      or args.erase)
+                changed = augmented or lam < 1.0
                 target = (teacher_probs(teachers, xb, args.kd_temp) if changed
                           else cached[idx])
             for o in (opt, peer_opt) if peer_opt is not None else (opt,):

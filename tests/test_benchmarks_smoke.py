@@ -491,3 +491,15 @@ def test_cnn_teacher_trains_saves_and_teaches_a_refit_student(bench, fake_idx, t
     assert out.count("TEST acc") == 1
     with pytest.raises(SystemExit):
         ex.parse_args(["--refit", "--teachers-only", "--kd-teacher", str(path)])
+
+
+@pytest.mark.parametrize("flags", [[], ["--flip"], ["--shift", "1"], ["--scale", "0.2"],
+                                   ["--erase", "1.0"]])
+def test_explore_augment_hands_back_its_input_only_when_nothing_is_on(bench, flags):
+    # The distillation path relies on this to know whether the teacher's cached
+    # probabilities still describe the batch.
+    ex = bench("explore_best_mlp")
+    x = torch.rand(8, 28, 28)
+    out = ex.augment(x, ex.parse_args(flags), torch.Generator().manual_seed(0))
+    assert (out is x) == (not flags)
+    assert out.shape == x.shape
