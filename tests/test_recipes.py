@@ -351,9 +351,15 @@ def test_run_recipe_writes_a_complete_run(tmp_path, capsys):
 
     test = FashionMNIST(split="test")
     with torch.no_grad():
-        pred = model(test.images).argmax(1)
+        out = model(test.images)
+    pred = out.argmax(1)
     assert (pred == test.labels).double().mean().item() == pytest.approx(
         metrics["test_accuracy"], abs=1e-4
+    )
+    # The loss comes from the same single pass (cross-entropy of log-probabilities is
+    # their NLL, so this holds for the log_softmax output too).
+    assert metrics["test_loss"] == pytest.approx(
+        torch.nn.functional.cross_entropy(out, test.labels).item(), rel=1e-4
     )
 
 

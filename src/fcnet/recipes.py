@@ -736,8 +736,8 @@ def run_recipe(
         # weight average, which no epoch's history entry describes).
         val_eval = trainer.evaluate(val) if val is not None else {"accuracy": None, "loss": None}
         # The test set is used here, once, after every training decision is made.
-        test_eval = trainer.evaluate(test)
-        proba = trainer.predict_proba(test.images)
+        test_eval, test_out = trainer._evaluate(test)  # one pass: figures and predictions
+        proba = torch.softmax(test_out, dim=1).cpu()  # as predict_proba gives them
         pred = proba.argmax(1)
         classes = list(test.classes)
         cm = confusion_matrix(test.labels, pred, num_classes=len(classes))

@@ -804,6 +804,11 @@ class Trainer:
         ``data`` takes the same forms as ``train`` in :meth:`fit`. The loss is the
         training loss (label smoothing included).
         """
+        return self._evaluate(data)[0]
+
+    def _evaluate(self, data: Any) -> tuple[dict[str, Any], torch.Tensor]:
+        """:meth:`evaluate`'s figures and the model outputs behind them (float32, on the
+        device), for callers that also need the predictions without a second pass."""
         x, y, classes = self._tensors(data, "data")
         out = self._outputs(x)
         y = y.to(out.device)
@@ -818,7 +823,7 @@ class Trainer:
             "accuracy": float((pred == y).sum()) / len(y),
             "n": len(y),
             "per_class_accuracy": per_class,
-        }
+        }, out
 
     def predict_proba(self, x: Any) -> torch.Tensor:
         """Return class probabilities, shape ``(N, classes)``, rows summing to 1, on the CPU.
