@@ -620,11 +620,13 @@ def train(args: argparse.Namespace) -> None:
     final = ema if ema is not None else model
     wall = time.perf_counter() - t_start
     cpu = time.process_time() - c_start
-    msg = f"FINAL {'ema' if ema is not None else 'model'} "
-    if xva is not None:
+    name, times = "ema" if ema is not None else "model", f"wall {wall:.0f}s cpu {cpu:.0f}s"
+    if xva is None:
+        print(f"FINAL {name} {times}")
+    else:
         vloss, vacc = evaluate(final, xva, yva, mean, std, args.tta)
-        msg += f"val_acc {vacc:.4f} val_loss {vloss:.4f} "
-    print(msg + f"wall {wall:.0f}s cpu {cpu:.0f}s best_val {best[0]:.4f} at epoch {best[1]}")
+        print(f"FINAL {name} val_acc {vacc:.4f} val_loss {vloss:.4f} {times} "
+              f"best_val {best[0]:.4f} at epoch {best[1]}")
     if args.save:
         torch.save({"args": vars(args), "state": final.state_dict()}, args.save)
         print(f"saved {args.save}")
