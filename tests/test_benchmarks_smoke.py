@@ -488,7 +488,7 @@ def test_cnn_teacher_trains_saves_and_teaches_a_refit_student(bench, fake_idx, t
     ex.train(args)
     out = capsys.readouterr().out
     assert "val_acc" not in out and " val " not in out and "ema_val" not in out
-    assert "best_val" not in out and "FINAL ema wall" in out
+    assert "best_val" not in out and "FINAL model wall" in out
     assert out.count("TEST acc") == 1
     with pytest.raises(SystemExit):
         ex.parse_args(["--refit", "--teachers-only", "--kd-teacher", str(path)])
