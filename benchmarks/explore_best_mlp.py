@@ -643,9 +643,12 @@ def train(args: argparse.Namespace) -> None:
         _, v_notta = evaluate(final, xva, yva, mean, std, False)
         print(f"  (val without TTA {v_notta:.4f})")
     if args.test or args.refit:
+        # The test set is read once, for one set of weights: with --refit there is no
+        # validation split to choose between them, so the SWA average asked for is tested.
+        tested, label = (swa, "SWA") if args.refit and swa is not None else (final, name)
         xte, yte = data["test"]
-        tloss, tacc = evaluate(final, xte, yte, mean, std, args.tta)
-        print(f"TEST acc {tacc:.4f} loss {tloss:.4f}")
+        tloss, tacc = evaluate(tested, xte, yte, mean, std, args.tta)
+        print(f"TEST acc {tacc:.4f} loss {tloss:.4f} ({label} weights)")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -718,7 +721,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="save the final (EMA) network and these options here")
     p.add_argument("--swa-start", type=float, default=0.0,
                    help="fraction of steps after which the lr stays at --swa-lr and the "
-                   "weights are averaged once per epoch (SWA); 0 = off")
+                   "weights are averaged once per epoch (SWA); 0 = off; with --refit the "
+                   "SWA weights are the ones tested")
     p.add_argument("--swa-lr", type=float, default=5e-4, help="the constant lr of SWA")
     p.add_argument("--ema", type=float, default=0.0, help="EMA decay per step; 0 = off")
     p.add_argument("--ema-start", type=float, default=0.0, help="fraction of steps")

@@ -489,9 +489,21 @@ def test_cnn_teacher_trains_saves_and_teaches_a_refit_student(bench, fake_idx, t
     out = capsys.readouterr().out
     assert "val_acc" not in out and " val " not in out and "ema_val" not in out
     assert "best_val" not in out and "FINAL model wall" in out
-    assert out.count("TEST acc") == 1
+    assert out.count("TEST acc") == 1 and "(model weights)" in out
     with pytest.raises(SystemExit):
         ex.parse_args(["--refit", "--teachers-only", "--kd-teacher", str(path)])
+
+
+def test_explore_refit_with_swa_tests_the_average_once(bench, fake_idx, monkeypatch, capsys):
+    # Without a validation split nothing chooses between the EMA and the SWA weights: the
+    # average that was asked for is the one tested, and the test set is read once.
+    ex = bench("explore_best_mlp")
+    monkeypatch.setattr(ex, "DATA_DIR", fake_idx)
+    ex.train(ex.parse_args(["--refit", "--widths", "8", "--epochs", "3", "--batch-size", "32",
+                            "--ema", "0.9", "--swa-start", "0.3"]))
+    out = capsys.readouterr().out
+    assert out.count("TEST acc") == 1 and "(SWA weights)" in out
+    assert "FINAL ema wall" in out and "val_acc" not in out
 
 
 @pytest.mark.parametrize("flags", [[], ["--flip"], ["--shift", "1"], ["--scale", "0.2"],
