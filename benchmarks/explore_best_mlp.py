@@ -76,17 +76,20 @@ class Maxout(nn.Module):
 
 
 def build(
-    widths: list[int], norm: str, act: str, dropout: float, in_drop: float, fast: bool = False
+    widths: list[int], norm: str, act: str, dropout: float, in_drop: float, fast: bool = False,
+    heads: int = 1,
 ) -> nn.Module:
     """Flatten -> [Linear -> norm -> act -> dropout] * len(widths) -> Linear(10). With the
-    two-input units (``glu``, ``maxout``) each Linear has twice ``w`` outputs."""
+    two-input units (``glu``, ``maxout``) each Linear has twice ``w`` outputs. With
+    ``heads`` > 1 it takes ``heads`` images side by side and gives 10 logits for each
+    (see :class:`Mimo`)."""
     acts = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "glu": GEGLU, "maxout": Maxout}
     pieces = 2 if act in ("glu", "maxout") else 1
     drop = FastDropout if fast else nn.Dropout
     layers: list[nn.Module] = [nn.Flatten()]
     if in_drop > 0:
         layers.append(drop(in_drop))
-    prev = 784
+    prev = 784 * heads
     for w in widths:
         # Bias is redundant right before BatchNorm.
         layers.append(nn.Linear(prev, pieces * w, bias=norm != "batch"))
@@ -98,8 +101,45 @@ def build(
         if dropout > 0:
             layers.append(drop(dropout))
         prev = w
-    layers.append(nn.Linear(prev, 10))
+    layers.append(nn.Linear(prev, 10 * heads))
     return nn.Sequential(*layers)
+
+
+class Mimo(nn.Module):
+    """Multi-input multi-output (Havasi et al., 2021, "Training independent subnetworks
+    for robust prediction"): one fully-connected network takes ``m`` images side by side
+    and classifies each with its own 10 outputs, so ``m`` subnetworks that share the
+    hidden units learn at once. In training, (B, m, 28, 28) inputs give (B, m, 10) logits;
+    a (B, 28, 28) batch is an evaluation: the image fills every slot and the output is the
+    log of the heads' mean probabilities, one forward pass of one network."""
+
+    def __init__(self, net: nn.Module, m: int) -> None:
+        super().__init__()
+        self.net, self.m = net, m
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:
+            out = self.net(x[:, None].expand(-1, self.m, -1, -1).reshape(len(x), -1))
+            logp = F.log_softmax(out.view(len(x), self.m, -1), dim=2)
+            return torch.logsumexp(logp, dim=1) - math.log(self.m)
+        return self.net(x.reshape(len(x), -1)).view(len(x), self.m, -1)
+
+
+def mimo_batch(
+    x: torch.Tensor, y: torch.Tensor, m: int, repeat: float, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training batch of a :class:`Mimo` network: slot 0 holds the batch, each other
+    slot a shuffle of it, except that a ``repeat`` share of the rows repeats slot 0's image
+    (input repetition, which lets the subnetworks share features). Returns the
+    (B, m, 28, 28) images and their (B, m) labels."""
+    b = len(x)
+    idx = [torch.arange(b)]
+    for _ in range(1, m):
+        perm = torch.randperm(b, generator=gen)
+        same = torch.rand(b, generator=gen) < repeat
+        idx.append(torch.where(same, idx[0], perm))
+    index = torch.stack(idx, dim=1)
+    return x[index], y[index]
 
 
 class Whiten(nn.Module):
@@ -172,6 +212,8 @@ def mixed_loss(
     against ``yb2``. With teacher probabilities ``target`` for the batch as the model sees it,
     ``kd`` of the loss is distillation (see :func:`distill_loss`)."""
     out = model(xb)
+    if out.dim() == 3:  # a Mimo network's (B, m, 10) logits against (B, m) labels
+        out, yb = out.reshape(-1, out.shape[-1]), yb.reshape(-1)
     loss = F.cross_entropy(out, yb, label_smoothing=ls)
     if yb2 is not None:
         loss = lam * loss + (1 - lam) * F.cross_entropy(out, yb2, label_smoothing=ls)
@@ -443,8 +485,13 @@ def throughput(args: argparse.Namespace) -> None:
 
 
 def make_model(args: argparse.Namespace, xtr: torch.Tensor) -> nn.Module:
-    """The configured network, behind a whitening layer fitted on ``xtr`` if ``--whiten``."""
-    model = build(args.widths, args.norm, args.act, args.dropout, args.in_drop, args.fast_dropout)
+    """The configured network, behind a whitening layer fitted on ``xtr`` if ``--whiten``,
+    or ``--mimo`` subnetworks in one network."""
+    m = getattr(args, "mimo", 1)  # networks saved before --mimo existed have one head
+    model = build(args.widths, args.norm, args.act, args.dropout, args.in_drop, args.fast_dropout,
+                  heads=m)
+    if m > 1:
+        return Mimo(model, m)
     if args.whiten > 0:
         # The whitening layer takes the [0, 1] pixels itself.
         model = nn.Sequential(Whiten(xtr, args.whiten), *model)
@@ -523,6 +570,8 @@ def train(args: argparse.Namespace) -> None:
                 xa = augment(xb, args, gen)
                 augmented, xb = xa is not xb, xa
             xb = (xb - mean) / std
+            if args.mimo > 1:
+                xb, yb = mimo_batch(xb, yb, args.mimo, args.mimo_repeat, gen)
             lam = 1.0
             if aug_on and args.mixup > 0 and torch.rand(1, generator=gen).item() < args.mix_prob:
                 lam = float(
@@ -726,6 +775,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--swa-lr", type=float, default=5e-4, help="the constant lr of SWA")
     p.add_argument("--ema", type=float, default=0.0, help="EMA decay per step; 0 = off")
     p.add_argument("--ema-start", type=float, default=0.0, help="fraction of steps")
+    p.add_argument("--mimo", type=int, default=1,
+                   help="subnetworks in one network (multi-input multi-output); 1 = off")
+    p.add_argument("--mimo-repeat", type=float, default=0.5,
+                   help="share of rows whose every slot holds the same image (--mimo)")
     p.add_argument("--tta", action="store_true", help="average logits with the flipped image")
     p.add_argument("--eval-every", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
@@ -755,6 +808,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--teachers-only needs --kd-teacher")
     if args.teachers_only and args.refit:
         p.error("--teachers-only reports validation accuracy; --refit has no validation split")
+    if args.mimo < 1 or not 0 <= args.mimo_repeat <= 1:
+        p.error(f"--mimo must be >= 1 and --mimo-repeat in [0, 1], got {args.mimo} and "
+                f"{args.mimo_repeat}")
+    if args.mimo > 1 and (special or args.mixup > 0 or args.kd_teacher or args.whiten > 0
+                          or args.color > 0 or args.throughput or args.swa_start > 0):
+        p.error("--mimo combines only with the plain loss, augmentation, EMA and --tta")
     if args.self_distill > 0 and args.ema <= 0:
         p.error("--self-distill needs --ema (the EMA model is the teacher)")
     return args

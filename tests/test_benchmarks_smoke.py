@@ -516,3 +516,41 @@ def test_explore_augment_hands_back_its_input_only_when_nothing_is_on(bench, fla
     out = ex.augment(x, ex.parse_args(flags), torch.Generator().manual_seed(0))
     assert (out is x) == (not flags)
     assert out.shape == x.shape
+
+
+def test_explore_mimo_network_batches_and_run(bench, fake_idx, monkeypatch, capsys):
+    ex = bench("explore_best_mlp")
+    torch.manual_seed(0)
+    net = ex.make_model(ex.parse_args(["--widths", "16", "--mimo", "3"]), torch.rand(4, 28, 28))
+    assert isinstance(net, ex.Mimo) and net.net[1].in_features == 3 * 784
+    x = torch.rand(5, 28, 28)
+    net.train()
+    assert net(torch.rand(5, 3, 28, 28)).shape == (5, 3, 10)
+    # Evaluation: the image in every slot, the heads' probabilities averaged.
+    net.eval()
+    with torch.no_grad():
+        heads = net.net(x.repeat(1, 3, 1).reshape(5, -1)).view(5, 3, 10)
+        want = torch.softmax(heads, 2).mean(1)
+        assert torch.allclose(torch.exp(net(x)), want, atol=1e-6)
+    # Slot 0 is the batch itself; the other slots repeat it for about `repeat` of the rows
+    # and otherwise hold other images of the batch, with their own labels.
+    n = 4000
+    xb = torch.arange(n, dtype=torch.float32)[:, None, None].expand(n, 28, 28)  # image i is i
+    yb = torch.randint(0, 10, (n,))
+    xm, ym = ex.mimo_batch(xb, yb, 2, 0.25, torch.Generator().manual_seed(0))
+    assert xm.shape == (n, 2, 28, 28) and ym.shape == (n, 2)
+    assert torch.equal(xm[:, 0], xb) and torch.equal(ym[:, 0], yb)
+    which = xm[:, 1, 0, 0].long()  # the image in slot 1
+    assert torch.equal(xm[:, 1], xb[which]) and torch.equal(ym[:, 1], yb[which])
+    assert 0.22 < (which == torch.arange(n)).float().mean() < 0.29  # 0.25, plus chance
+    # A short run trains and evaluates through the same code as every other network.
+    monkeypatch.setattr(ex, "DATA_DIR", fake_idx)
+    ex.train(ex.parse_args(["--widths", "8", "--epochs", "2", "--batch-size", "32",
+                            "--mimo", "2", "--ema", "0.9", "--flip", "--tta"]))
+    out = capsys.readouterr().out
+    assert "FINAL ema val_acc" in out
+    for bad in (["--mimo", "0"], ["--mimo", "2", "--mimo-repeat", "1.5"],
+                ["--mimo", "2", "--mixup", "0.2"], ["--mimo", "2", "--swa-start", "0.5"],
+                ["--mimo", "2", "--rdrop", "1"]):
+        with pytest.raises(SystemExit):
+            ex.parse_args(bad)
