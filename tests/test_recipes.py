@@ -129,6 +129,10 @@ def test_model_spec_is_the_built_models_spec():
         ({"name": ""}, ValueError, r"name must be a non-empty str"),
         ({"distill_weight": 1.5}, ValueError, r"distill_weight must be in \[0, 1\]"),
         ({"distill_temperature": 0}, ValueError, r"distill_temperature must be a finite"),
+        ({"no_augment_epochs": 2}, ValueError, r"needs augment or mixup"),
+        ({"no_augment_epochs": 25, "augment": "flip"}, ValueError,
+         r"no_augment_epochs \(25\) must be below epochs \(25\)"),
+        ({"no_augment_epochs": -1, "augment": "flip"}, ValueError, r"no_augment_epochs"),
     ],
 )
 def test_bad_recipe_fields_raise(changes, error, match):
@@ -375,6 +379,29 @@ def test_run_recipe_refit_on_every_training_image(tmp_path, monkeypatch):
     assert result["split"]["train"]["subset"] == "val"  # the limit_train subset, whole
     history = json.loads((tmp_path / "refit" / "history.json").read_text())["epochs"]
     assert "val_loss" not in history[0] and 0.3 < result["test_accuracy"] < 1.0
+
+
+@pytest.mark.integration
+def test_run_recipe_passes_no_augment_epochs_to_the_trainer(tmp_path, monkeypatch):
+    monkeypatch.setattr("fcnet.recipes._write_plots", lambda *args: None)
+    seen = []
+    original = Trainer
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["no_augment_epochs"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr("fcnet.recipes.Trainer", spy)
+    recipe = dataclasses.replace(RECIPES["baseline"], augment="flip,shift:1",
+                                 no_augment_epochs=1)
+    result = run_recipe(recipe, out_dir=tmp_path / "r", seed=0, epochs=2, limit_train=500,
+                        quiet=True)
+    assert seen == [1] and result["epochs_run"] == 2
+    assert result["recipe"]["no_augment_epochs"] == 1
+    # An epoch count that leaves nothing to augment fails before any work.
+    with pytest.raises(ValueError, match=r"epochs=1 leaves recipe 'baseline' no augmented"):
+        run_recipe(recipe, out_dir=tmp_path / "r1", seed=0, epochs=1, limit_train=500)
+    assert not (tmp_path / "r1").exists()
 
 
 @pytest.mark.integration

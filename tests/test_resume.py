@@ -217,6 +217,19 @@ def test_resume_is_exact_with_mixup_weight_decay_groups_and_weight_averaging(tmp
     assert len(resumed.optimizer.param_groups) == 2
 
 
+@pytest.mark.parametrize("crash_step", [5, 9, 16])
+def test_resume_is_exact_across_the_last_epochs_without_mixup(tmp_path, model0, crash_step):
+    # Epochs 1-2 mix, epoch 3 does not (six batches an epoch): a run stopped in either
+    # part resumes to the weights of an uninterrupted one.
+    kw = {"mixup": 0.2, "no_augment_epochs": 1}
+    reference = _run(model0, **kw)
+    with pytest.raises(_Crash):
+        _run(model0, tmp_path, [_CrashAt(crash_step)], **kw)
+    resumed = _run(model0, tmp_path, resume_from=tmp_path, **kw)
+    _assert_same_weights(_weights(resumed.model), _weights(reference.model))
+    assert _strip_seconds(resumed.history) == _strip_seconds(reference.history)
+
+
 def test_sigint_saves_a_mid_epoch_checkpoint_and_resume_is_exact(tmp_path, model0):
     reference = _run(model0)
     interrupted = _run(model0, tmp_path, [_SigintAt(8)], every_n_batches=100)

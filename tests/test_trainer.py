@@ -431,6 +431,48 @@ def test_mixup_mixes_inputs_and_losses_with_one_draw():
     assert trainer.history[0]["train_loss"] == pytest.approx(expected.item(), rel=1e-5)
 
 
+def test_no_augment_epochs_turn_augmentation_and_mixup_off_at_the_end(monkeypatch):
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (40, 28, 28), dtype=torch.uint8)
+    y = torch.arange(40) % 10
+    calls = []
+
+    def flip(batch, generator):
+        calls.append(len(batch))
+        return batch.flip(-1)
+
+    per_epoch = []
+
+    class Count(Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            per_epoch.append(len(calls))
+
+    trainer = Trainer(build_mlp([784, 16, 10]), epochs=4, batch_size=10, seed=0, mixup=0.2,
+                      augment=flip, no_augment_epochs=2, callbacks=[Count()], progress=False)
+    draws = []
+    original = trainer._mixup_draw
+    monkeypatch.setattr(trainer, "_mixup_draw", lambda n: draws.append(n) or original(n))
+    trainer.fit((x, y))
+    # Four batches an epoch: augmented and mixed in epochs 1 and 2 only.
+    assert per_epoch == [4, 8, 8, 8]
+    assert len(draws) == 8
+    assert trainer._loader.augment is None and trainer._augmenting
+    # A second fit augments its first epochs again.
+    trainer.fit((x, y))
+    assert per_epoch[4:] == [12, 16, 16, 16]
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"no_augment_epochs": 1}, ValueError, "needs augment or mixup"),
+    ({"no_augment_epochs": 3, "mixup": 0.2}, ValueError, "below epochs \\(3\\), got 3"),
+    ({"no_augment_epochs": -1, "mixup": 0.2}, ValueError, "no_augment_epochs"),
+    ({"no_augment_epochs": 1.5, "mixup": 0.2}, TypeError, "no_augment_epochs"),
+])
+def test_no_augment_epochs_are_checked(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        Trainer(build_mlp([4, 3]), epochs=3, progress=False, **kwargs)
+
+
 def test_mixup_rejects_a_negative_alpha():
     with pytest.raises(ValueError, match=r"mixup must be a finite number >= 0, got -0.2"):
         Trainer(build_mlp([4, 3]), mixup=-0.2, progress=False)

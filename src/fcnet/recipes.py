@@ -190,6 +190,7 @@ class Recipe:
     label_smoothing: float = 0.0  # in [0, 1); needs loss="cross_entropy"
     mixup: float = 0.0  # mixup's Beta(alpha, alpha) parameter; 0: off
     augment: str | None = None  # batch augmentation, e.g. "flip,shift:2"; None: none
+    no_augment_epochs: int = 0  # the last epochs train without augment and mixup
     input_norm: tuple[float, float] | None = (0.5, 0.5)  # (mean, std) on [0, 1] pixels
     input_dropout: float = 0.0  # dropout probability on the input pixels (0: none)
     fast_dropout: bool = False  # fcnet.models.FastDropout instead of nn.Dropout
@@ -266,6 +267,16 @@ class Recipe:
             if not isinstance(self.augment, str):
                 raise TypeError(f"augment must be a str or None, got {self.augment!r}")
             _parse_augment(self.augment)
+        check_int("no_augment_epochs", self.no_augment_epochs, 0)
+        if self.no_augment_epochs and self.augment is None and not self.mixup:
+            raise ValueError(
+                f"no_augment_epochs={self.no_augment_epochs} needs augment or mixup to turn off"
+            )
+        if self.no_augment_epochs >= self.epochs:
+            raise ValueError(
+                f"no_augment_epochs ({self.no_augment_epochs}) must be below epochs "
+                f"({self.epochs}), or the run never augments"
+            )
         val = self.val_fraction
         if not is_number(val) or not 0 <= val < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {val!r}")
@@ -512,6 +523,12 @@ def _check_run_args(
     check_int("seed", seed, 0)
     if epochs is not None:
         check_int("epochs", epochs, 1)
+        if epochs <= recipe.no_augment_epochs:
+            raise ValueError(
+                f"epochs={epochs} leaves recipe {recipe.name!r} no augmented epoch: it trains "
+                f"its last {recipe.no_augment_epochs} epochs without augmentation; pass more "
+                f"epochs, or a recipe made with dataclasses.replace(..., no_augment_epochs=...)"
+            )
     if limit_train is not None:
         total = FashionMNIST.split_sizes["train"]
         check_int("limit_train", limit_train, 10)
@@ -709,6 +726,7 @@ def run_recipe(
             scheduler_kwargs=recipe.scheduler_kwargs,
             precision=recipe.precision,
             augment=recipe.make_augment(),
+            no_augment_epochs=recipe.no_augment_epochs,
             progress=False,  # EpochLogger already prints one line per epoch
             teacher=[t["model"] for t in taught] or None,
             distill_weight=recipe.distill_weight,

@@ -157,6 +157,12 @@ class Trainer:
         precision: ``"fp32"`` or ``"bf16"`` (autocast for the forward pass).
         augment: Batch augmentation applied to training batches, e.g.
             ``fcnet.data.RandomShift(2)``.
+        no_augment_epochs: The last this many epochs train on the batches as they
+            are, without ``augment`` and ``mixup`` (as YOLOX's last epochs do): a
+            network that learnt from shifted or mixed images then fits the images it
+            will be tested on, at the schedule's low final learning rates. ``0``: off;
+            otherwise ``augment`` or ``mixup`` must be on and it must be below
+            ``epochs``.
         eval_batch_size: Batch size for validation, evaluate and predict.
         drop_last: Drop the last incomplete training batch of each epoch.
         progress: Add a :class:`~fcnet.callbacks.ProgressBar` (it draws only on a
@@ -216,6 +222,7 @@ class Trainer:
         sam: float = 0.0,
         precision: str = "fp32",
         augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+        no_augment_epochs: int = 0,
         eval_batch_size: int = 1024,
         drop_last: bool = False,
         progress: bool = True,
@@ -275,6 +282,16 @@ class Trainer:
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         if augment is not None and not callable(augment):
             raise TypeError(f"augment must be a callable or None, got {augment!r}")
+        no_augment_epochs = check_int("no_augment_epochs", no_augment_epochs, 0)
+        if no_augment_epochs and augment is None and not mixup:
+            raise ValueError(
+                f"no_augment_epochs={no_augment_epochs} needs augment or mixup to turn off"
+            )
+        if no_augment_epochs >= self.epochs:
+            raise ValueError(
+                f"no_augment_epochs must be below epochs ({self.epochs}), got "
+                f"{no_augment_epochs}: the run would never augment"
+            )
         teachers = _check_teachers(teacher)
         if any(t is model for t in teachers):
             raise ValueError("the teacher must be another network than the model it teaches")
@@ -304,6 +321,8 @@ class Trainer:
         self.sam = sam
         self.precision = precision
         self.augment = augment
+        self.no_augment_epochs = no_augment_epochs
+        self._augmenting = True  # False in the last no_augment_epochs epochs of a fit
         self.drop_last = bool(drop_last)
         self.flush_denormal = bool(flush_denormal)
         self.teachers: list[nn.Module] = [t.to(self.device) for t in teachers]
@@ -571,6 +590,7 @@ class Trainer:
                 self._run(loader)
         finally:
             self._soft = None
+            self._augmenting = True
             for t, mode in zip(self.teachers, teacher_modes, strict=True):
                 t.train(mode)
             self._call("on_train_end")
@@ -644,6 +664,9 @@ class Trainer:
                 self._call("on_epoch_begin", number)
             t0 = time.perf_counter()
             self.model.train()
+            # A pure function of the epoch, so a resumed run augments the same epochs.
+            self._augmenting = number <= self.epochs - self.no_augment_epochs
+            loader.augment = self.augment if self._augmenting else None
             # Batch b holds the samples order[b * batch_size:(b + 1) * batch_size].
             order = loader.order(self.epoch) if self._soft is not None else None
             bs = loader.batch_size
@@ -708,7 +731,7 @@ class Trainer:
               soft: torch.Tensor | None = None) -> torch.Tensor:
         xb = self._prepare(xb)
         mix = None
-        if self.mixup:
+        if self.mixup and self._augmenting:
             lam, perm = mix = self._mixup_draw(len(yb))
             if not xb.is_floating_point():  # raw input for an fcnet model's InputAdapter
                 xb = _as_float(xb)
