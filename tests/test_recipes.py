@@ -19,7 +19,7 @@ from fcnet.recipes import RECIPES, RUN_FILES, Recipe, get_recipe, main, run_reci
 # ----------------------------------------------------------------------------- registry
 
 UNKNOWN_WIDE = ("unknown recipe 'wide'; known recipes: baseline, baseline_as_described, best, "
-                "best_split, deep")
+                "best_long, best_split, deep")
 
 
 def _layers(model: nn.Module, kind: type) -> list[nn.Module]:
@@ -448,6 +448,24 @@ def test_best_recipe_is_a_pure_mlp_with_weight_averaging():
     drops = [m for m in model if isinstance(m, nn.Dropout)]
     assert [(type(m), m.p) for m in drops] == [(FastDropout, 0.1)] + [(FastDropout, 0.3)] * 3
     assert best.epochs * 60000 == split.epochs * 48000
+
+
+def test_best_long_is_best_on_a_longer_schedule_with_a_clean_last_quarter():
+    best, long = RECIPES["best"], RECIPES["best_long"]
+    # The validated run: 120 epochs of 48,000 images, the last 30 without augmentation.
+    assert long.epochs * 60000 == 120 * 48000 and long.no_augment_epochs * 60000 == 30 * 48000
+    assert dataclasses.replace(long, name=best.name, epochs=best.epochs, augment=None,
+                               no_augment_epochs=0, description=best.description) == best
+    augment = long.make_augment()
+    x = torch.zeros(4, 28, 28, dtype=torch.uint8)
+    x[:, 10:18, 12:14] = 200
+    out = augment(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    # Flips and shifts of at most one pixel move the bar, never add or drop ink from it.
+    assert torch.equal(out.flatten(1).sum(1, dtype=torch.int64),
+                       x.flatten(1).sum(1, dtype=torch.int64))
+    assert all(m.__class__.__name__ in ("Linear", "BatchNorm1d", "GELU", "FastDropout")
+               for name, m in long.build_model().named_children() if name != "input")
 
 
 def test_baseline_as_described_has_both_dropout_layers():

@@ -457,6 +457,24 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType(
             description="best_split's settings refit on all 60,000 training images for "
             "48 epochs (as many steps as best_split's 60 epochs of 48,000), FastDropout",
         ),
+        # The tenth study's t1 refit: best's network and optimiser on twice the schedule,
+        # random flips and 1-pixel shifts for the first three quarters, then the last
+        # quarter on the images as they are. Chosen on the validation split with
+        # benchmarks/explore_best_mlp.py (120 epochs of 48,000 images, the last 30
+        # clean; benchmarks/results/tenth_study_rules.md); 96 epochs of 60,000 are as
+        # many steps, and 24 clean epochs the same share.
+        "best_long": replace(
+            _BEST_SPLIT,
+            name="best_long",
+            val_fraction=0.0,
+            epochs=96,
+            threads=2,
+            fast_dropout=True,
+            augment="flip,shift:1",
+            no_augment_epochs=24,
+            description="best's network on all 60,000 training images for 96 epochs: random "
+            "flips and 1-pixel shifts, the last 24 epochs without them",
+        ),
     }
 )
 
