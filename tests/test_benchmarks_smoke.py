@@ -135,9 +135,29 @@ def test_step_options_compares_variants(bench):
     assert all(r["rounds"] == 2 for r in rows)
 
 
+@pytest.mark.integration
+def test_recipe_epochs_times_an_augmented_and_a_clean_epoch(bench, tmp_path, monkeypatch):
+    epochs = bench("bench_recipe_epochs")
+    monkeypatch.setattr("fcnet.recipes._write_plots", lambda *args: None)
+    seen = []
+    original = epochs.run_recipe
+
+    def spy(recipe, **kwargs):
+        seen.append((recipe.name, recipe.epochs, recipe.no_augment_epochs))
+        return original(recipe, **kwargs)
+
+    monkeypatch.setattr(epochs, "run_recipe", spy)
+    aug, clean = epochs.epoch_seconds("best_long", threads=1, seed=0, limit_train=600,
+                                      work=tmp_path)
+    plain = epochs.epoch_seconds("baseline", threads=1, seed=0, limit_train=600,
+                                 work=tmp_path)
+    assert aug > 0 and clean > 0 and plain[0] == plain[1] > 0
+    assert seen == [("best_long", 2, 1), ("baseline", 2, 0)]
+
+
 @pytest.mark.parametrize("name", ["bench_vs_notebook", "bench_time_to_accuracy",
                                   "bench_flops", "bench_inference", "bench_memory",
-                                  "bench_step_options"])
+                                  "bench_step_options", "bench_recipe_epochs"])
 def test_every_benchmark_has_a_quick_option(bench, monkeypatch, capsys, name):
     module = bench(name)
     monkeypatch.setattr(sys, "argv", [f"{name}.py", "--help"])
