@@ -179,6 +179,18 @@ def _run(model0, ckpt=None, callbacks=(), resume_from=None, *, optimizer="adam",
     return trainer
 
 
+def _crash_and_resume(model0, tmp_path, crash_step, make_callbacks=list, **kw):
+    """An uninterrupted run, and one crashed at global step ``crash_step`` then resumed
+    from its checkpoints, each with fresh ``make_callbacks()``: the two must agree."""
+    reference = _run(model0, None, make_callbacks(), **kw)
+    with pytest.raises(_Crash):
+        _run(model0, tmp_path, [*make_callbacks(), _CrashAt(crash_step)], **kw)
+    resumed = _run(model0, tmp_path, make_callbacks(), resume_from=tmp_path, **kw)
+    _assert_same_weights(_weights(resumed.model), _weights(reference.model))
+    assert _strip_seconds(resumed.history) == _strip_seconds(reference.history)
+    return reference, resumed
+
+
 @pytest.fixture
 def model0():
     torch.manual_seed(0)
@@ -192,13 +204,8 @@ def model0():
 def test_crash_between_steps_then_resume_is_exact(tmp_path, model0, optimizer, scheduler,
                                                   crash_step):
     # 90 samples / 16 = 6 batches per epoch: crashes land mid-epoch and at an epoch end.
-    kw = {"optimizer": optimizer, "scheduler": scheduler}
-    reference = _run(model0, **kw)
-    with pytest.raises(_Crash):
-        _run(model0, tmp_path, [_CrashAt(crash_step)], **kw)
-    resumed = _run(model0, tmp_path, resume_from=tmp_path, **kw)
-    _assert_same_weights(_weights(resumed.model), _weights(reference.model))
-    assert _strip_seconds(resumed.history) == _strip_seconds(reference.history)
+    reference, resumed = _crash_and_resume(model0, tmp_path, crash_step,
+                                           optimizer=optimizer, scheduler=scheduler)
     assert resumed.optimizer.state_dict()["param_groups"] == \
         reference.optimizer.state_dict()["param_groups"]
 
@@ -206,14 +213,8 @@ def test_crash_between_steps_then_resume_is_exact(tmp_path, model0, optimizer, s
 def test_resume_is_exact_with_mixup_weight_decay_groups_and_weight_averaging(tmp_path, model0):
     # Mixup draws from the global generator; weight decay splits the parameters into two
     # optimizer groups; the EMA is callback state. All must come back exactly.
-    kw = {"optimizer": "adamw", "mixup": 0.2, "weight_decay": 0.05,
-          "callbacks": [WeightAveraging(0.9)]}
-    reference = _run(model0, **kw)
-    with pytest.raises(_Crash):
-        _run(model0, tmp_path, **{**kw, "callbacks": [WeightAveraging(0.9), _CrashAt(9)]})
-    resumed = _run(model0, tmp_path, resume_from=tmp_path, **kw)
-    _assert_same_weights(_weights(resumed.model), _weights(reference.model))
-    assert _strip_seconds(resumed.history) == _strip_seconds(reference.history)
+    _, resumed = _crash_and_resume(model0, tmp_path, 9, lambda: [WeightAveraging(0.9)],
+                                   optimizer="adamw", mixup=0.2, weight_decay=0.05)
     assert len(resumed.optimizer.param_groups) == 2
 
 
@@ -221,13 +222,7 @@ def test_resume_is_exact_with_mixup_weight_decay_groups_and_weight_averaging(tmp
 def test_resume_is_exact_across_the_last_epochs_without_mixup(tmp_path, model0, crash_step):
     # Epochs 1-2 mix, epoch 3 does not (six batches an epoch): a run stopped in either
     # part resumes to the weights of an uninterrupted one.
-    kw = {"mixup": 0.2, "no_augment_epochs": 1}
-    reference = _run(model0, **kw)
-    with pytest.raises(_Crash):
-        _run(model0, tmp_path, [_CrashAt(crash_step)], **kw)
-    resumed = _run(model0, tmp_path, resume_from=tmp_path, **kw)
-    _assert_same_weights(_weights(resumed.model), _weights(reference.model))
-    assert _strip_seconds(resumed.history) == _strip_seconds(reference.history)
+    _crash_and_resume(model0, tmp_path, crash_step, mixup=0.2, no_augment_epochs=1)
 
 
 def test_sigint_saves_a_mid_epoch_checkpoint_and_resume_is_exact(tmp_path, model0):
