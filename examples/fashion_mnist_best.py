@@ -28,7 +28,8 @@ runs at once on the 2 cores):
                    alternating, 2 threads; benchmarks/bench_recipe_epochs.py), so its 96
                    epochs take 1.99x best's 48: ~690 s at the speed best ran at (344-346 s
                    alone); 1,137 s projected in the slow hour of that measurement (best:
-                   573 s). Not yet timed alone.
+                   573 s). Alone in that hour (seed 0, 2 threads, 1.6% steal):
+                   1,177 s, over the 15 minutes, test 0.9153.
     best           the 48-epoch recipe without flips and shifts: 0.9127 +- 0.0007
                    (0.9135 +- 0.0015 over five seeds) in 344-346 s
     hardware       Intel Xeon @ 2.50GHz, 2 cores, CPU only
