@@ -33,19 +33,24 @@ import _common as C
 from fcnet.recipes import get_recipe, run_recipe
 
 
+def augments(recipe: Any) -> bool:
+    """Whether the recipe's batches are augmented or mixed in some epochs."""
+    return recipe.augment is not None or recipe.mixup > 0
+
+
 def epoch_seconds(name: str, *, threads: int | None, seed: int, limit_train: int | None,
                   work: Path) -> tuple[float, float]:
     """One round for recipe ``name``: seconds of its augmented and of its clean epoch
     (the same epoch twice for a recipe without augmentation)."""
     recipe = get_recipe(name)
-    augments = recipe.augment is not None or recipe.mixup > 0
-    short = replace(recipe, epochs=2, no_augment_epochs=1 if augments else 0)
+    augmented = augments(recipe)
+    short = replace(recipe, epochs=2, no_augment_epochs=1 if augmented else 0)
     out = work / name
     run_recipe(short, out_dir=out, seed=seed, threads=threads, limit_train=limit_train,
                overwrite=True, quiet=True)
     history = json.loads((out / "history.json").read_text())["epochs"]
     first, second = (e["seconds"] for e in history)
-    return (first, second) if augments else ((first + second) / 2,) * 2
+    return (first, second) if augmented else ((first + second) / 2,) * 2
 
 
 def main() -> None:
@@ -75,7 +80,7 @@ def main() -> None:
     for r in recipes:
         aug = statistics.median(a for a, _ in times[r.name])
         clean = statistics.median(c for _, c in times[r.name])
-        n_aug = r.epochs - r.no_augment_epochs if (r.augment or r.mixup) else 0
+        n_aug = r.epochs - r.no_augment_epochs if augments(r) else 0
         rows.append({"recipe": r.name, "epochs": r.epochs, "augmented_epochs": n_aug,
                      "augmented_epoch_s": aug, "clean_epoch_s": clean,
                      "projected_train_s": n_aug * aug + (r.epochs - n_aug) * clean,
