@@ -19,7 +19,7 @@ from fcnet.recipes import RECIPES, RUN_FILES, Recipe, get_recipe, main, run_reci
 # ----------------------------------------------------------------------------- registry
 
 UNKNOWN_WIDE = ("unknown recipe 'wide'; known recipes: baseline, baseline_as_described, best, "
-                "best_long, best_split, deep")
+                "best_budget, best_long, best_split, deep")
 
 
 def _layers(model: nn.Module, kind: type) -> list[nn.Module]:
@@ -466,6 +466,18 @@ def test_best_long_is_best_on_a_longer_schedule_with_a_clean_last_quarter():
                        x.flatten(1).sum(1, dtype=torch.int64))
     assert all(m.__class__.__name__ in ("Linear", "BatchNorm1d", "GELU", "FastDropout")
                for name, m in long.build_model().named_children() if name != "input")
+
+
+def test_best_budget_is_best_long_on_the_validated_shorter_schedule():
+    long, budget = RECIPES["best_long"], RECIPES["best_budget"]
+    # The validated run (eleventh study's t4): 80 epochs of 48,000 images, the last 20
+    # without augmentation; the same share of clean epochs as best_long's.
+    assert budget.epochs * 60000 == 80 * 48000
+    assert budget.no_augment_epochs * 60000 == 20 * 48000
+    assert budget.no_augment_epochs * long.epochs == long.no_augment_epochs * budget.epochs
+    assert dataclasses.replace(budget, name=long.name, epochs=long.epochs,
+                               no_augment_epochs=long.no_augment_epochs,
+                               description=long.description) == long
 
 
 def test_baseline_as_described_has_both_dropout_layers():
