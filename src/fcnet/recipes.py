@@ -479,7 +479,7 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType(
         # many steps, and 24 clean epochs the same share.
         "best_long": _BEST_LONG,
         # best_long cut to the 15-minute budget at the machine's slow speed (~12 s an
-        # epoch with two threads, where best_long took 1,130-1,177 s): the eleventh
+        # epoch with two threads, where best_long took 1,098 and 1,177 s): the eleventh
         # study's t4, chosen on the validation split among the settings that fit 900 s
         # (80 epochs of 48,000 images, the last 20 clean: +0.15 and +0.36 points over
         # best_split's settings; benchmarks/results/eleventh_study_rules.md). 64 epochs
