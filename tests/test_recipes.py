@@ -19,7 +19,7 @@ from fcnet.recipes import RECIPES, RUN_FILES, Recipe, get_recipe, main, run_reci
 # ----------------------------------------------------------------------------- registry
 
 UNKNOWN_WIDE = ("unknown recipe 'wide'; known recipes: baseline, baseline_as_described, best, "
-                "best_budget, best_long, best_split, deep")
+                "best_budget, best_lean, best_long, best_split, deep")
 
 
 def _layers(model: nn.Module, kind: type) -> list[nn.Module]:
@@ -478,6 +478,17 @@ def test_best_budget_is_best_long_on_the_validated_shorter_schedule():
     assert dataclasses.replace(budget, name=long.name, epochs=long.epochs,
                                no_augment_epochs=long.no_augment_epochs,
                                description=long.description) == long
+
+
+def test_best_lean_is_best_long_with_two_hidden_layers():
+    long, lean = RECIPES["best_long"], RECIPES["best_lean"]
+    # The validated run (eleventh study's t5): best_long's t1 with --widths 1024 1024.
+    assert lean.sizes == (784, 1024, 1024, 10) and lean.dropout == (0.3, 0.3)
+    assert dataclasses.replace(lean, name=long.name, sizes=long.sizes, dropout=long.dropout,
+                               description=long.description) == long
+    weights = [m.weight.numel() for m in lean.build_model().modules()
+               if isinstance(m, nn.Linear)]
+    assert sum(weights) == 784 * 1024 + 1024 * 1024 + 1024 * 10
 
 
 def test_baseline_as_described_has_both_dropout_layers():
