@@ -408,7 +408,7 @@ _BEST_SPLIT = Recipe(
     "one-cycle, label smoothing 0.1, EMA 0.999, 60 epochs of batch 512 on the 48,000-image split",
 )
 
-# The tenth study's t1 refit (see RECIPES), which best_budget shortens.
+# The tenth study's t1 refit (see RECIPES); best_budget and best_lean vary it.
 _BEST_LONG = replace(
     _BEST_SPLIT,
     name="best_long",
