@@ -23,8 +23,9 @@ Measured with the recipe's settings, seeds 0, 1, 2, each run alone with its two 
     test accuracy  0.9156 +- 0.0007 (mean +- sample std; seeds: 0.9159, 0.9161, 0.9148);
                    the issue's 91.5% goal for a single model, on the mean (seed 2
                    alone is 0.02 points short)
-    wall time      698-749 s per run (host steal 0.2-3.0%), in hours when best ran
-                   ~11.5 s an epoch; under the 15 minutes
+    wall time      698-749 s per run (host steal 0.2-3.0%), in the slow afternoon of
+                   2026-11-29; under the 15 minutes (its margin depends on the hour:
+                   README, Results)
     best_long      three hidden layers on the same schedule: 0.9155 +- 0.0010, but
                    1,098 s and 1,177 s alone at this speed
     best_budget    three hidden layers on 64 epochs: 0.9136 +- 0.0011 in 704-818 s

@@ -495,7 +495,7 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType(
         # best_long with two hidden layers instead of three: 36% fewer multiply-adds per
         # image, so the long schedule fits the budget at the slow speed. The eleventh
         # study's t5: 120 epochs of 48,000 images, the last 30 clean, as good as
-        # best_long's t1 on the validation split (0.9202 / 0.9233 against 0.9196 /
+        # best_long's t1 on the validation split (0.9202 / 0.9232 against 0.9196 /
         # 0.9233; benchmarks/results/eleventh_study_rules.md).
         "best_lean": replace(
             _BEST_LONG,
