@@ -157,6 +157,49 @@ def test_bad_path_is_rejected_before_drawing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("epochs", [1, 2, 3])
+def test_history_epoch_ticks_are_whole_numbers(epochs: int) -> None:
+    fig = plot_history(_history(epochs))
+    for ax in fig.axes:
+        low, high = ax.get_xlim()
+        visible = [t for t in ax.get_xticks() if low <= t <= high]
+        assert 1 in visible
+        assert all(float(t).is_integer() for t in visible), visible
+    # Fractional epochs keep matplotlib's own ticks.
+    halves = [{"epoch": e, "train_loss": 1.0 / e} for e in (0.5, 1.0, 1.5)]
+    assert not all(float(t).is_integer() for t in plot_history(halves).axes[0].get_xticks())
+
+
+def _no_drawing(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("a figure was drawn before the path was checked")
+
+    monkeypatch.setattr(plots, "Figure", refuse)
+
+
+def test_folder_path_is_rejected_before_drawing(tmp_path: Path, monkeypatch) -> None:
+    _no_drawing(monkeypatch)
+    (tmp_path / "figs.png").mkdir()
+    with pytest.raises(ValueError, match=r"path '.*figs.png' is a folder; .* '.*history.png'"):
+        plot_history(_history(), tmp_path / "figs.png")
+    with pytest.raises(ValueError, match=r"path '.*' is a folder; .*'.*confusion_matrix.png'"):
+        plot_confusion_matrix(_cm(), CLASSES, str(tmp_path))
+    with pytest.raises(ValueError, match=r"is a folder; .*predictions.png"):
+        plot_predictions_grid(_images(2), [0, 1], [0, 1], CLASSES, tmp_path)
+    with pytest.raises(ValueError, match=r"is a folder; .*prediction.png"):
+        plot_prediction(_images(1)[0], _proba(), CLASSES, tmp_path, true_label=9)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figs.png"]
+
+
+def test_parent_that_is_a_file_is_rejected_before_drawing(tmp_path: Path, monkeypatch) -> None:
+    _no_drawing(monkeypatch)
+    (tmp_path / "notes").write_text("a file, not a folder")
+    message = r"path '.*notes.deeper.h.png' cannot be written: '.*notes' is a file, not a folder"
+    with pytest.raises(FileNotFoundError, match=message):
+        plot_history(_history(), tmp_path / "notes" / "deeper" / "h.png")
+    assert (tmp_path / "notes").read_text() == "a file, not a folder"
+
+
 def test_save_overwrites_and_honours_umask(tmp_path: Path) -> None:
     path = tmp_path / "h.png"
     path.write_bytes(b"old")

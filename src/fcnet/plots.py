@@ -6,7 +6,9 @@ pick, so the functions work headless and from several threads at once. Each retu
 its figure (for notebooks: display it, or add to it) and, when ``path`` is given,
 also writes it there as a PNG. The file is written atomically (to a temporary file
 in the same folder, then renamed over ``path``), so a reader never sees half an
-image; missing parent folders are created.
+image; missing parent folders are created. A ``path`` that cannot be written (an
+existing folder, a name that is not ``.png``, or a parent that is a file) is refused
+before anything is drawn.
 
 Inputs are checked before anything is drawn; labels go through the same checks as
 :mod:`fcnet.metrics`.
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from fcnet.metrics import _as_labels, _check_classes
 
@@ -40,14 +43,33 @@ _WRONG_COLOR = "tab:red"
 # --------------------------------------------------------------------------- helpers
 
 
-def _check_path(path: Any) -> Path | None:
+def _check_path(path: Any, example: str = "figure.png") -> Path | None:
+    """``path`` as a Path, refused before drawing when the PNG could not be written there.
+
+    ``example`` is the file name suggested when ``path`` is a folder.
+    """
     if path is None:
         return None
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str, a PathLike or None, got {type(path).__name__}")
     result = Path(path)
+    if result.is_dir():
+        raise ValueError(
+            f"path {str(result)!r} is a folder; pass the .png file to write, such as "
+            f"{str(result / example)!r}"
+        )
     if result.suffix.lower() != ".png":
         raise ValueError(f"path must name a .png file, got {str(result)!r}")
+    # Missing folders are created when saving; a file in their place would only fail
+    # there, after all the drawing.
+    for folder in result.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise FileNotFoundError(
+                    f"path {str(result)!r} cannot be written: {str(folder)!r} is a file, "
+                    f"not a folder"
+                )
+            break
     return result
 
 
@@ -249,12 +271,13 @@ def plot_history(
         TypeError: If ``history`` is not a list of dicts, holds non-numeric values, or
             ``metrics`` is not a sequence of names.
         ValueError: If ``history`` is empty, an explicitly requested metric has no value,
-            or ``path`` does not end in ``.png``.
+            or ``path`` does not end in ``.png`` or is an existing folder.
+        FileNotFoundError: If a folder in ``path`` is a file, so the PNG cannot be written.
     """
     entries = _history_entries(history)
     explicit = metrics is not _DEFAULT_METRICS
     names = _check_metrics(metrics)
-    out = _check_path(path)
+    out = _check_path(path, "history.png")
 
     curves: list[tuple[str, tuple[list[float], list[float]], tuple[list[float], list[float]]]] = []
     for name in names:
@@ -275,6 +298,8 @@ def plot_history(
             f"history has no values for any of the metrics {list(names)}; keys present: {keys}"
         )
 
+    # With a few epochs matplotlib would tick 1.25, 1.5, ...: epochs are whole numbers.
+    whole_epochs = all(e.is_integer() for _, (tx, _), (vx, _) in curves for e in (*tx, *vx))
     val_epochs, val_losses = _column(entries, "val_loss")
     finite = [(v, e) for e, v in zip(val_epochs, val_losses, strict=True) if math.isfinite(v)]
     best = min(finite) if finite else None  # (loss, epoch); ties go to the earliest epoch
@@ -298,6 +323,9 @@ def plot_history(
             if name == "loss":
                 ax.plot([best[1]], [best[0]], marker="*", markersize=12, color=_VAL_COLOR)
         ax.set_xlabel("epoch")
+        if whole_epochs:
+            # min_n_ticks=1: a single epoch gets one tick rather than fractional ones.
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.set_ylabel(label)
         ax.set_title(label)
         ax.grid(True, alpha=0.3)
@@ -337,7 +365,8 @@ def plot_confusion_matrix(
         TypeError: If ``cm`` is not numeric or ``classes`` is not a sequence of str.
         ValueError: If ``cm`` is not square, has negative or non-finite entries, or its
             size differs from the number of class names, or if ``path`` does not end
-            in ``.png``.
+            in ``.png`` or is an existing folder.
+        FileNotFoundError: If a folder in ``path`` is a file, so the PNG cannot be written.
     """
     matrix = _to_numpy(cm, "cm")
     _check_numeric(matrix, "cm")
@@ -353,7 +382,7 @@ def plot_confusion_matrix(
         raise ValueError("cm must hold finite, non-negative counts")
     if not isinstance(normalize, bool):
         raise TypeError(f"normalize must be a bool, got {type(normalize).__name__}")
-    out = _check_path(path)
+    out = _check_path(path, "confusion_matrix.png")
 
     n = len(names)
     totals = counts.sum(axis=1, keepdims=True)
@@ -428,7 +457,8 @@ def plot_predictions_grid(
     Raises:
         TypeError: If an argument has the wrong type (float labels, non-str names...).
         ValueError: If the shapes or lengths disagree, a label has no class name, or
-            ``path`` does not end in ``.png``.
+            ``path`` does not end in ``.png`` or is an existing folder.
+        FileNotFoundError: If a folder in ``path`` is a file, so the PNG cannot be written.
     """
     batch = _as_images(images, "images")
     names = _check_classes(classes)
@@ -441,7 +471,7 @@ def plot_predictions_grid(
         )
     ncols = _check_positive_int(ncols, "ncols")
     max_images = _check_positive_int(max_images, "max_images")
-    out = _check_path(path)
+    out = _check_path(path, "predictions.png")
 
     shown = min(len(batch), max_images)
     cols = min(ncols, shown)
@@ -493,7 +523,8 @@ def plot_prediction(
         TypeError: If an argument has the wrong type.
         ValueError: If ``proba`` does not hold one probability per class, its values
             are outside ``[0, 1]`` or do not sum to 1, ``true_label`` has no class name,
-            or ``path`` does not end in ``.png``.
+            or ``path`` does not end in ``.png`` or is an existing folder.
+        FileNotFoundError: If a folder in ``path`` is a file, so the PNG cannot be written.
     """
     pixels = _to_numpy(image, "image")
     if pixels.ndim not in (1, 2) and not (pixels.ndim == 3 and pixels.shape[0] == 1):
@@ -526,7 +557,7 @@ def plot_prediction(
             )
         if not 0 <= true_label < len(names):
             raise ValueError(f"true_label must be in [0, {len(names)}), got {true_label}")
-    out = _check_path(path)
+    out = _check_path(path, "prediction.png")
 
     n = len(names)
     predicted = int(probs.argmax())

@@ -1,22 +1,47 @@
-"""In-memory data sets: :class:`ArrayDataset` and :func:`to_tensors`.
+"""In-memory data sets: :class:`ArrayDataset`, :func:`to_tensors`, :func:`as_input_tensor`.
 
 Every fcnet data set is an :class:`ArrayDataset`: two tensors held in memory, ``images``
 (the inputs, whatever their shape) and ``labels`` (int64), plus the class names. The
 Trainer only ever needs those two tensors, and :func:`to_tensors` gets them out of
-anything a user may pass (an fcnet data set, an ``(X, y)`` pair, a torch ``Dataset``).
+anything a user may pass (an fcnet data set, an ``(X, y)`` pair, a torch ``Dataset``);
+:func:`as_input_tensor` does the same for inputs alone, as prediction takes them.
 """
 
 from __future__ import annotations
 
+import numbers
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
+from torch.utils.data import Dataset, IterableDataset, TensorDataset
 
-__all__ = ["ArrayDataset", "to_tensors"]
+__all__ = ["ArrayDataset", "as_input_tensor", "to_tensors"]
+
+#: torchvision transforms that draw random numbers although their names do not start
+#: with "Random".
+_RANDOM_TRANSFORM_NAMES = frozenset(
+    {"AugMix", "AutoAugment", "ColorJitter", "ElasticTransform", "GaussianBlur",
+     "RandAugment", "TrivialAugmentWide"}
+)  # fmt: skip
+
+_LABELS_HINT = (
+    "map them to class indices 0..K-1 first, e.g. "
+    "classes, y = np.unique(labels, return_inverse=True), and pass classes as the names"
+)
+
+
+def _list_to_array(value: list | tuple, what: str) -> np.ndarray:
+    try:
+        return np.asarray(value)
+    except ValueError as exc:
+        # numpy refuses ragged nesting ("inhomogeneous shape"); say it in fcnet's terms.
+        raise ValueError(
+            f"{what} must be a rectangular (nested) list of numbers, every sample with the "
+            f"same shape; got a ragged list ({exc})"
+        ) from None
 
 
 def _to_tensor(value: Any, what: str) -> torch.Tensor:
@@ -24,13 +49,25 @@ def _to_tensor(value: Any, what: str) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value
     if isinstance(value, (list, tuple)):
-        value = np.asarray(value)
+        if value and all(isinstance(v, torch.Tensor) for v in value):
+            shapes = {tuple(v.shape) for v in value}
+            if len(shapes) > 1:
+                raise ValueError(
+                    f"{what} is a list of tensors of different shapes {sorted(shapes)}; "
+                    f"all samples must have one shape"
+                )
+            return torch.stack(list(value))
+        value = _list_to_array(value, what)
     if not isinstance(value, np.ndarray):
         raise TypeError(
-            f"{what} must be a torch.Tensor or a numpy array, got {type(value).__name__}"
+            f"{what} must be a torch.Tensor, a numpy array or a (nested) list of numbers, "
+            f"got {type(value).__name__}"
         )
     if value.dtype.kind not in "biuf":
         raise TypeError(f"{what} must have a numeric dtype, got numpy {value.dtype}")
+    if value.dtype.kind == "f" and value.dtype.itemsize > 8:
+        # torch has no long double; float64 is as far as it goes (and inputs go on to float32).
+        value = value.astype(np.float64)
     # torch.from_numpy cannot take foreign byte order or negative strides, and a read-only
     # array would give a tensor that silently aliases read-only memory: copy only then.
     if not value.dtype.isnative or not value.flags.writeable or any(s < 0 for s in value.strides):
@@ -49,13 +86,92 @@ def _check_inputs(inputs: torch.Tensor, what: str) -> torch.Tensor:
     return inputs
 
 
+def as_input_tensor(x: Any, name: str = "x") -> torch.Tensor:
+    """Turns model inputs into a tensor, as :meth:`fcnet.Trainer.predict` needs them.
+
+    Numpy arrays are shared, not copied, when torch can view them; they are copied
+    (quietly) when they are read-only, in a foreign byte order or have negative
+    strides, which torch cannot view.
+
+    Args:
+        x: ``(N, ...)`` inputs: a tensor, a numpy array of a real numeric dtype, or a
+            (nested) list or tuple of numbers.
+        name: How to call ``x`` in error messages.
+
+    Returns:
+        The inputs as a tensor, with ``float64`` turned into ``float32`` (the models'
+        dtype) and every other dtype kept.
+
+    Raises:
+        TypeError: ``x`` is none of the above, or its dtype is not a real number
+            (bool, complex, strings, objects).
+        ValueError: ``x`` is a single number (no sample dimension) or a ragged list.
+    """
+    return _check_inputs(_to_tensor(x, name), name)
+
+
+def _first_text(value: Any) -> str | bytes | None:
+    """The first string in ``value`` (an array or a nested list), or ``None``."""
+    if isinstance(value, (str, bytes)):
+        return value
+    if isinstance(value, (list, tuple)):
+        # Only lists are walked: tensors and arrays say what they hold in their dtype.
+        for item in value:
+            text = _first_text(item)
+            if text is not None:
+                return text
+        return None
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "US":
+            return value.flat[0].item() if value.size else ""
+        if value.dtype.kind == "O":
+            return next((v for v in value.flat if isinstance(v, (str, bytes))), None)
+    return None
+
+
+def _as_labels(value: Any, what: str) -> torch.Tensor:
+    text = _first_text(value)
+    if text is not None:
+        # np.str_ would show as np.str_('cat'): the plain value reads better.
+        text = str(text) if isinstance(text, str) else bytes(text)
+        raise TypeError(
+            f"{what} are strings (such as {text!r}), but fcnet needs integer class indices: "
+            f"{_LABELS_HINT}"
+        )
+    return _check_labels(_to_tensor(value, what), what)
+
+
 def _check_labels(labels: torch.Tensor, what: str) -> torch.Tensor:
-    if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
+    if labels.is_complex():
+        raise TypeError(f"{what} must hold integer class indices, got dtype {labels.dtype}")
+    if labels.ndim == 2 and labels.shape[1] >= 2 and labels.numel():
+        rows = labels.to(torch.float64)
+        if bool(((rows == 0) | (rows == 1)).all()) and bool((rows.sum(1) == 1).all()):
+            raise ValueError(
+                f"{what} look one-hot encoded (shape {tuple(labels.shape)}, one 1 per row), "
+                f"but fcnet needs one class index per sample: pass y.argmax(1) instead"
+            )
+    if labels.dtype == torch.bool:
         raise TypeError(f"{what} must hold integer class indices, got dtype {labels.dtype}")
     if labels.ndim != 1:
+        hint = ""
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            hint = "; a column of labels can be flattened with y.reshape(-1)"
         raise ValueError(
-            f"{what} must be 1-D (one class index per sample), got shape {tuple(labels.shape)}"
+            f"{what} must be 1-D (one class index per sample), got shape "
+            f"{tuple(labels.shape)}{hint}"
         )
+    if labels.is_floating_point():
+        # Labels read from CSV files or built by numpy arithmetic are often floats that
+        # hold whole numbers; those are class indices all the same.
+        whole = torch.isfinite(labels) & (labels == labels.round()) & (labels.abs() < 2**53)
+        if not bool(whole.all()):
+            bad = labels[~whole][0].item()
+            raise ValueError(
+                f"{what} must hold integer class indices, got {bad!r} in a {labels.dtype} "
+                f"tensor; whole-number floats such as 1.0 are accepted, others must be "
+                f"mapped to 0..K-1 first"
+            )
     labels = labels.to(torch.int64)
     if labels.numel() and int(labels.min()) < 0:
         raise ValueError(f"{what} must be >= 0, got {int(labels.min())}")
@@ -76,10 +192,12 @@ class ArrayDataset(Dataset):
     """A labelled data set held in memory as two tensors.
 
     Args:
-        inputs: ``(N, ...)`` samples, a tensor or numpy array of any real numeric dtype.
-            Integer types (``uint8`` images) are kept; ``float64`` becomes ``float32``.
-            Numpy arrays are shared, not copied, when torch can view them.
-        labels: ``(N,)`` integer class indices (``>= 0``); stored as int64.
+        inputs: ``(N, ...)`` samples, a tensor, a numpy array of any real numeric dtype
+            or a (nested) list of numbers. Integer types (``uint8`` images) are kept;
+            ``float64`` becomes ``float32``. Numpy arrays are shared, not copied, when
+            torch can view them.
+        labels: ``(N,)`` class indices (``>= 0``): integers, or floats holding whole
+            numbers (``1.0``); stored as int64.
         classes: The class names, indexed by label. Defaults to
             ``["0", "1", ..., str(labels.max())]``.
 
@@ -89,10 +207,12 @@ class ArrayDataset(Dataset):
         classes: The class names.
 
     Raises:
-        TypeError: ``inputs`` or ``labels`` is not a tensor/array, has a non-numeric
-            dtype, or labels are not integers; ``classes`` is not a sequence of str.
-        ValueError: Lengths differ, ``N == 0``, labels are not 1-D or negative, or
-            ``classes`` has too few names for the labels.
+        TypeError: ``inputs`` or ``labels`` is not a tensor, array or list, has a
+            non-numeric dtype, or labels are strings or bools; ``classes`` is not a
+            sequence of str.
+        ValueError: Lengths differ, ``N == 0``, labels are not 1-D (one-hot labels
+            included), negative or non-integer floats, or ``classes`` has too few names
+            for the labels.
     """
 
     def __init__(
@@ -103,7 +223,7 @@ class ArrayDataset(Dataset):
     ) -> None:
         name = type(self).__name__
         images = _check_inputs(_to_tensor(inputs, "inputs"), "inputs")
-        labels_t = _check_labels(_to_tensor(labels, "labels"), "labels")
+        labels_t = _as_labels(labels, "labels")
         _check_pair(images, labels_t, name)
         n_needed = int(labels_t.max()) + 1
         if classes is None:
@@ -154,11 +274,21 @@ def to_tensors(data: Any, *, name: str = "data") -> tuple[torch.Tensor, torch.Te
     Accepted:
 
     * an :class:`ArrayDataset` (any fcnet data set): its ``images`` and ``labels``;
-    * an ``(X, y)`` tuple or list of tensors or numpy arrays (arrays are shared, not
-      copied, when torch can view them);
+    * an ``(X, y)`` tuple or list whose parts are tensors, numpy arrays or (nested)
+      lists of numbers (arrays are shared, not copied, when torch can view them);
     * a :class:`torch.utils.data.TensorDataset` of exactly two tensors;
-    * any other map-style torch ``Dataset`` yielding ``(x, y)`` pairs, materialised once
-      through a ``DataLoader`` (``batch_size=1024``, default collate).
+    * any other map-style torch ``Dataset`` whose samples are ``(input, label)``
+      pairs, read once, sample by sample: the input a tensor, a numpy array, a
+      number or a (nested) list of numbers, every sample of one shape; the label an
+      integer class index.
+
+    Labels are class indices ``0..K-1``: integers, or floats holding whole numbers
+    (``1.0``). Strings, one-hot rows and other floats are refused with the way to
+    convert them. A ``Dataset`` is read once, so a random transform in it (a
+    torchvision ``Random*`` transform, or any transform that gives a different
+    tensor when the first sample is read twice) is refused: it would be frozen
+    into one fixed copy. Augment on the device instead, with
+    ``Trainer(augment=fcnet.data.RandomFlip(), ...)``.
 
     Args:
         data: The data set.
@@ -169,10 +299,12 @@ def to_tensors(data: Any, *, name: str = "data") -> tuple[torch.Tensor, torch.Te
         labels ``(N,)`` int64.
 
     Raises:
-        TypeError: ``data`` is none of the above, or holds non-numeric inputs or
-            non-integer labels.
-        ValueError: Inputs and labels differ in length, the data set is empty, or the
-            labels are not 1-D.
+        TypeError: ``data`` is none of the above, holds non-numeric inputs or string
+            labels, or its samples are not ``(input, label)`` pairs (PIL images,
+            dicts, triples).
+        ValueError: Inputs and labels differ in length, the data set is empty, the
+            labels are not 1-D, negative or not whole numbers, the samples differ in
+            shape, or a ``Dataset`` applies random transforms.
     """
     if isinstance(data, ArrayDataset):
         return data.images, data.labels
@@ -190,23 +322,178 @@ def to_tensors(data: Any, *, name: str = "data") -> tuple[torch.Tensor, torch.Te
                 f"of length {len(data)}"
             )
         inputs, labels = data
-        for part, what in ((inputs, "inputs"), (labels, "labels")):
-            if not isinstance(part, (torch.Tensor, np.ndarray)):
-                raise TypeError(
-                    f"{name} {what} must be a torch.Tensor or a numpy array, "
-                    f"got {type(part).__name__}"
-                )
     elif isinstance(data, Dataset) and not isinstance(data, IterableDataset):
         inputs, labels = _materialise(data, name)
     else:
         raise TypeError(
-            f"{name} must be an fcnet data set, an (inputs, labels) pair of tensors or "
-            f"numpy arrays, or a map-style torch Dataset; got {type(data).__name__}"
+            f"{name} must be an fcnet data set, an (inputs, labels) pair of tensors, "
+            f"numpy arrays or lists, or a map-style torch Dataset; got {type(data).__name__}"
         )
     inputs = _check_inputs(_to_tensor(inputs, f"{name} inputs"), f"{name} inputs")
-    labels = _check_labels(_to_tensor(labels, f"{name} labels"), f"{name} labels")
+    labels = _as_labels(labels, f"{name} labels")
     _check_pair(inputs, labels, name)
     return inputs, labels
+
+
+_SAMPLE_FORM = (
+    "an (input, label) pair, the input a tensor, a numpy array or a sequence of numbers "
+    "and the label an integer class index"
+)
+
+
+def _attribute(obj: Any, attr: str) -> Any:
+    try:
+        return getattr(obj, attr, None)
+    except Exception:  # a property that fails to compute holds no transform to inspect
+        return None
+
+
+def _random_transforms(data: Dataset) -> list[str]:
+    """Names of the torchvision random transforms ``data`` applies, through wrappers.
+
+    Follows ``.dataset`` (``Subset`` and most wrappers) and ``.datasets``
+    (``ConcatDataset``), and inside each transform ``.transforms`` (``Compose``,
+    ``RandomApply``), ``.transform`` (the dataset's ``StandardTransform``) and the
+    children of ``nn.Module`` transforms (``nn.Sequential``).
+    """
+    found: list[str] = []
+    seen: set[int] = set()
+
+    def visit(obj: Any, depth: int) -> None:
+        # The depth bound only guards against pathological self-referencing objects.
+        if obj is None or id(obj) in seen or depth > 32:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, (list, tuple)):
+            for item in obj:
+                visit(item, depth + 1)
+            return
+        cls = type(obj)
+        is_random = cls.__module__.startswith("torchvision.transforms") and (
+            cls.__name__.startswith("Random") or cls.__name__ in _RANDOM_TRANSFORM_NAMES
+        )
+        if is_random and cls.__name__ not in found:
+            found.append(cls.__name__)
+        for attr in ("transforms", "transform"):
+            visit(_attribute(obj, attr), depth + 1)
+        if isinstance(obj, torch.nn.Module):
+            for child in obj.children():
+                visit(child, depth + 1)
+
+    datasets: list[Any] = [data]
+    visited: set[int] = set()
+    while datasets:
+        node = datasets.pop()
+        if node is None or id(node) in visited:
+            continue
+        visited.add(id(node))
+        for attr in ("transform", "transforms"):
+            visit(_attribute(node, attr), 0)
+        datasets.append(_attribute(node, "dataset"))
+        inner = _attribute(node, "datasets")
+        if isinstance(inner, (list, tuple)):
+            datasets.extend(inner)
+    return found
+
+
+def _frozen_random_error(name: str, transforms: list[str] | None) -> ValueError:
+    which = f" ({', '.join(transforms)})" if transforms else ""
+    seen = "" if transforms else ": reading its first sample twice gave two different inputs"
+    return ValueError(
+        f"{name} applies random transforms{which}{seen}. fcnet reads a Dataset into "
+        f"memory once, so they would be frozen into one fixed copy, the same every "
+        f"epoch. Drop the random transforms from the dataset (deterministic ones such "
+        f"as ToTensor or Normalize are fine) and augment whole batches on the device "
+        f"instead: Trainer(augment=fcnet.data.RandomFlip(), ...), with "
+        f"fcnet.data.RandomFlip, RandomShift and RandomErasing (fcnet.data.Compose "
+        f"chains them)"
+    )
+
+
+def _is_pil_image(value: Any) -> bool:
+    # Checked by module, so that a Dataset of tensors never needs Pillow imported.
+    return any(c.__module__.split(".")[0] == "PIL" for c in type(value).__mro__)
+
+
+def _sample(sample: Any, index: int, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``(input, label)`` tensors of one Dataset sample, or a clear error."""
+    where = f"{name}[{index}]"
+    if isinstance(sample, Mapping):
+        keys = ", ".join(repr(k) for k in list(sample)[:5])
+        raise TypeError(
+            f"{name} must yield (input, label) pairs, but {where} is a dict (keys {keys}); "
+            f"a sample must be {_SAMPLE_FORM}: wrap the dataset so that __getitem__ "
+            f"returns (input, label)"
+        )
+    if not isinstance(sample, (tuple, list)) or len(sample) != 2:
+        got = (
+            f"a {type(sample).__name__} of {len(sample)} items"
+            if isinstance(sample, (tuple, list))
+            else f"a {type(sample).__name__}"
+        )
+        raise TypeError(
+            f"{name} must yield (input, label) pairs, but {where} is {got}; a sample "
+            f"must be {_SAMPLE_FORM} (wrap the dataset to drop any extra items)"
+        )
+    x, y = sample
+    if _is_pil_image(x):
+        raise TypeError(
+            f"{name} yields PIL images ({where}), but a sample must be {_SAMPLE_FORM}: add "
+            f"torchvision.transforms.PILToTensor() to the dataset's transform (it keeps "
+            f"the uint8 pixels), or load the image folder with fcnet.data.ImageFolder"
+        )
+    if isinstance(x, torch.Tensor):
+        x_t = x
+    elif isinstance(x, (np.ndarray, list, tuple)):
+        x_t = _to_tensor(x, f"{where} input")
+    elif isinstance(x, numbers.Real) and not isinstance(x, bool):
+        x_t = torch.as_tensor(np.asarray(x))
+    else:
+        raise TypeError(
+            f"{name} must yield (input, label) pairs, but the input of {where} is a "
+            f"{type(x).__name__}; a sample must be {_SAMPLE_FORM}"
+        )
+    if isinstance(y, (str, bytes)):
+        shown = str(y) if isinstance(y, str) else bytes(y)  # np.str_ -> 'cat', not np.str_(...)
+        raise TypeError(
+            f"{name} labels are strings (such as {shown!r} at {where}), but fcnet needs "
+            f"integer class indices: {_LABELS_HINT}, or give the dataset a target_transform "
+            f"that does so"
+        )
+    if isinstance(y, torch.Tensor):
+        y_t = y
+    elif isinstance(y, np.ndarray):
+        y_t = _to_tensor(y, f"{where} label")
+    elif isinstance(y, numbers.Integral):
+        y_t = torch.tensor(int(y))
+    elif isinstance(y, numbers.Real):
+        y_t = torch.tensor(float(y), dtype=torch.float64)
+    else:
+        raise TypeError(
+            f"{name} must yield (input, label) pairs, but the label of {where} is a "
+            f"{type(y).__name__}; a sample must be {_SAMPLE_FORM}"
+        )
+    return x_t, y_t
+
+
+def _same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.is_floating_point():
+        return bool(torch.allclose(a, b, rtol=0.0, atol=0.0, equal_nan=True))
+    return torch.equal(a, b)
+
+
+def _stack(parts: list[torch.Tensor], what: str, name: str) -> torch.Tensor:
+    shape = parts[0].shape
+    for i, part in enumerate(parts):
+        if part.shape != shape:
+            raise ValueError(
+                f"the {what} of {name}[{i}] has shape {tuple(part.shape)}, but that of "
+                f"{name}[0] has {tuple(shape)}; every sample's {what} must have one shape "
+                f"(resize them in the dataset's transform)"
+            )
+    return torch.stack(parts)
 
 
 def _materialise(data: Dataset, name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -218,19 +505,17 @@ def _materialise(data: Dataset, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         ) from None
     if n == 0:
         raise ValueError(f"{name} is empty: need at least 1 sample")
-    xs: list[torch.Tensor] = []
-    ys: list[torch.Tensor] = []
-    for batch in DataLoader(data, batch_size=1024, shuffle=False):
-        if not isinstance(batch, (list, tuple)) or len(batch) != 2:
-            raise TypeError(
-                f"{name} must yield (input, label) pairs, got {type(batch).__name__} batches"
-            )
-        x, y = batch
-        if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
-            raise TypeError(
-                f"{name} must yield tensors, arrays or numbers, got "
-                f"{type(x).__name__} inputs and {type(y).__name__} labels"
-            )
+    random_transforms = _random_transforms(data)
+    if random_transforms:
+        raise _frozen_random_error(name, random_transforms)
+    first = _sample(data[0], 0, name)
+    # Catches random transforms the names above miss (other libraries, Lambda, user code).
+    if not _same_tensor(first[0], _sample(data[0], 0, name)[0]):
+        raise _frozen_random_error(name, None)
+    xs = [first[0]]
+    ys = [first[1]]
+    for i in range(1, n):
+        x, y = _sample(data[i], i, name)
         xs.append(x)
         ys.append(y)
-    return torch.cat(xs), torch.cat(ys)
+    return _stack(xs, "input", name), _stack(ys, "label", name)
