@@ -285,7 +285,7 @@ def fcnet_baseline_model(output: str = "log_softmax") -> nn.Module:
     """
     from fcnet.recipes import RECIPES
 
-    return dataclasses.replace(RECIPES["baseline"].model_spec, output=output).build()
+    return dataclasses.replace(RECIPES["baseline"].model, output=output).build()
 
 
 # ---------------------------------------------------------------------- notebook side

@@ -9,7 +9,8 @@ For the baseline (784-128-64-10) and deep (784-392-196-98-49-10) networks:
   show what the Trainer adds.
 
 Thread counts alternate (1, 2, 1, 2, ...) in one process. Weights are untrained: speed
-does not depend on their values.
+does not depend on their values. The model records ``uint8`` training input, as
+``Trainer.fit`` does, so ``predict`` runs the input-range check a trained model gets.
 
 Examples::
 
@@ -66,8 +67,8 @@ def _percentile(values: list[float], q: float) -> float:
 def measure(sizes: list[int], images: torch.Tensor, threads_list: list[int], rounds: int,
             repeats: int, calls: int) -> list[dict[str, Any]]:
     """Throughput and latency of one network for each thread count, alternating."""
-    torch.manual_seed(0)
-    model = build_mlp(sizes, 0.25, input_norm=(0.5, 0.5))
+    model = build_mlp(sizes, 0.25, input_norm=(0.5, 0.5), seed=0)
+    model.record_input(torch.uint8, (0.0, 1.0))  # what fit records for raw pixels
     trainer = Trainer(model, device="cpu", progress=False)
     model.eval()
     acc: dict[int, dict[str, list[float]]] = {

@@ -2,7 +2,7 @@
 
 Each round runs every recipe for two epochs through :func:`fcnet.recipes.run_recipe`
 (the same data, model, Trainer and threads as a real run): the first epoch with the
-recipe's augmentation, the second without (``no_augment_epochs=1``); a recipe without
+recipe's augmentation, the second without (``clean_epochs=1``); a recipe without
 augmentation runs both plainly. Recipes alternate round by round (A, B, A, B, ...), so
 a change in the machine's speed (other work, host steal) touches all of them alike, and
 the median over rounds is reported. The projection is ``augmented epochs x the median
@@ -30,12 +30,12 @@ from typing import Any
 
 import _common as C
 
-from fcnet.recipes import get_recipe, run_recipe
+from fcnet.recipes import Recipe, get_recipe, run_recipe
 
 
-def augments(recipe: Any) -> bool:
-    """Whether the recipe's batches are augmented or mixed in some epochs."""
-    return recipe.augment is not None or recipe.mixup > 0
+def augments(recipe: Recipe) -> bool:
+    """Whether the recipe's batches are augmented in some epochs."""
+    return recipe.augment is not None
 
 
 def epoch_seconds(name: str, *, threads: int | None, seed: int, limit_train: int | None,
@@ -44,7 +44,8 @@ def epoch_seconds(name: str, *, threads: int | None, seed: int, limit_train: int
     (the same epoch twice for a recipe without augmentation)."""
     recipe = get_recipe(name)
     augmented = augments(recipe)
-    short = replace(recipe, epochs=2, no_augment_epochs=1 if augmented else 0)
+    # with_epochs keeps the clean epochs, so set them first: one of the two epochs.
+    short = replace(recipe, clean_epochs=1 if augmented else 0).with_epochs(2)
     out = work / name
     run_recipe(short, out_dir=out, seed=seed, threads=threads, limit_train=limit_train,
                overwrite=True, quiet=True)
@@ -80,7 +81,7 @@ def main() -> None:
     for r in recipes:
         aug = statistics.median(a for a, _ in times[r.name])
         clean = statistics.median(c for _, c in times[r.name])
-        n_aug = r.epochs - r.no_augment_epochs if augments(r) else 0
+        n_aug = r.epochs - r.clean_epochs if augments(r) else 0
         rows.append({"recipe": r.name, "epochs": r.epochs, "augmented_epochs": n_aug,
                      "augmented_epoch_s": aug, "clean_epoch_s": clean,
                      "projected_train_s": n_aug * aug + (r.epochs - n_aug) * clean,

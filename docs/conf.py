@@ -1,14 +1,20 @@
 """Sphinx configuration for fcnet's documentation."""
 
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.abspath("../src"))
 
+# The version is read from the package's leaf module, without importing fcnet.
+with open(os.path.join(os.path.dirname(__file__), "..", "src", "fcnet", "_version.py"),
+          encoding="utf-8") as _f:
+    release = re.search(r'__version__ = "([^"]+)"', _f.read()).group(1)
+version = ".".join(release.split(".")[:2])
+
 project = "fcnet"
 author = "fcnet developers"
 copyright = "2026, fcnet developers"
-release = "0.1.0"
 
 extensions = [
     "sphinx.ext.autodoc",

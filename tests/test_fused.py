@@ -155,7 +155,7 @@ def test_trainer_results_equal_with_torchs_step(optimizer, weight_decay, monkeyp
         model = build_mlp([784, 32, 16, 10], dropout=0.2, norm="batch")
         trainer = Trainer(model, optimizer=optimizer, lr=3e-3, weight_decay=weight_decay,
                           epochs=3, batch_size=32, seed=0, device="cpu", progress=False,
-                          scheduler="onecycle", scheduler_interval="batch")
+                          scheduler="onecycle")
         history = trainer.fit((x[:160], y[:160]), (x[160:], y[160:]))
         return [(e["train_loss"], e["val_loss"], e["val_accuracy"]) for e in history], \
             [p.detach().clone() for p in model.parameters()]

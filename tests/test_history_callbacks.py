@@ -7,6 +7,7 @@ import io
 import json
 
 import pytest
+import torch
 
 from fcnet import (
     EarlyStopping,
@@ -60,16 +61,20 @@ def test_epoch_logger_prints_one_line_per_epoch(blobs):
     assert "val_accuracy=" in lines[1]
 
 
-def test_progress_bar_is_quiet_off_a_terminal_and_draws_when_forced(blobs):
+def test_progress_bar_writes_lines_off_a_terminal_and_draws_when_forced(blobs):
     x, y = blobs
-    quiet, forced = io.StringIO(), io.StringIO()
+    plain, forced = io.StringIO(), io.StringIO()
     Trainer(build_mlp([8, 3]), epochs=2,
-            callbacks=[ProgressBar(quiet)]).fit((x, y))
+            callbacks=[ProgressBar(plain)]).fit((x, y))
     Trainer(build_mlp([8, 3]), epochs=2,
             callbacks=[ProgressBar(forced, enabled=True, refresh_seconds=0)]).fit((x, y))
-    assert quiet.getvalue() == ""
+    # Off a terminal: no bar, one plain line per epoch, so a log file says what ran.
+    lines = plain.getvalue().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("epoch 2/2 train_loss=")
+    assert "\r" not in plain.getvalue()
+    # Forced: tqdm's bar, with the batch count and the running loss.
     text = forced.getvalue()
-    assert "[" in text and "loss=" in text and text.count("\n") == 2
+    assert "epoch 1/2" in text and "batch" in text and "loss=" in text and "\r" in text
 
 
 @pytest.mark.parametrize(
@@ -93,8 +98,15 @@ def test_early_stopping_mode_auto_and_unknown_monitor(blobs):
     x, y = blobs
     trainer = Trainer(build_mlp([8, 3]), epochs=2, progress=False,
                       callbacks=[EarlyStopping("train_f1")])
-    with pytest.raises(ValueError, match=r"monitors 'train_f1', which is not in the epoch's logs"):
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"EarlyStopping\(monitor='train_f1'\): this fit's epochs"):
         trainer.fit((x, y))
+    # Checked before any step: the weights are untouched.
+    assert all(torch.equal(v, before[k]) for k, v in trainer.model.state_dict().items())
+    misspelt = Trainer(build_mlp([8, 3]), epochs=2, progress=False,
+                       callbacks=[EarlyStopping("val_acc")])
+    with pytest.raises(ValueError, match=r"did you mean 'val_accuracy'\?"):
+        misspelt.fit((x, y), (x, y))
 
 
 def test_one_early_stopping_instance_serves_two_fits(blobs):

@@ -24,6 +24,8 @@ from fcnet.models import ACTIVATIONS, GEGLU
     activation=st.sampled_from(sorted(ACTIVATIONS)),
 )
 def test_output_shape_for_any_sizes(sizes, batch, dropout, norm, output, activation):
+    if len(sizes) == 2:
+        dropout = 0.0  # no hidden layer: a dropout would apply to nothing (and is refused)
     model = build_mlp(sizes, dropout, norm=norm, output=output, activation=activation)
     model.eval()  # batch norm in train mode refuses a batch of one
     out = model(torch.randn(batch, sizes[0]))
@@ -172,3 +174,11 @@ def test_input_dropout_comes_right_after_the_input_layer():
     assert (model.drop0(model.input(x)) == 0).float().mean().item() == pytest.approx(0.5, abs=0.05)
     model.eval()
     assert torch.equal(model.drop0(x), x)
+
+
+def test_export_goes_through_torch_export():
+    # TorchScript cannot compile the input layer's checks; torch.export can.
+    model = build_mlp([784, 32, 10], dropout=0.2, norm="batch", seed=0).eval()
+    x = torch.randint(0, 256, (4, 784), dtype=torch.uint8).float()
+    program = torch.export.export(model, (x,))
+    torch.testing.assert_close(program.module()(x), model(x))

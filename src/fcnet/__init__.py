@@ -3,10 +3,13 @@
 >>> from fcnet import build_mlp, Trainer, EarlyStopping
 """
 
+from fcnet._version import __version__
 from fcnet.callbacks import (
     Callback,
+    DisableAugmentation,
     EarlyStopping,
     EpochLogger,
+    GradientClipping,
     HistoryLogger,
     ModelCheckpoint,
     ProgressBar,
@@ -23,9 +26,7 @@ from fcnet.exceptions import (
 )
 from fcnet.history import History
 from fcnet.models import MLP, FastDropout, MLPSpec, build_mlp
-from fcnet.trainer import Trainer
-
-__version__ = "0.1.0"
+from fcnet.trainer import Trainer, TrainerConfig
 
 __all__ = [
     "__version__",
@@ -34,10 +35,13 @@ __all__ = [
     "MLPSpec",
     "FastDropout",
     "Trainer",
+    "TrainerConfig",
     "History",
     "Callback",
+    "DisableAugmentation",
     "EarlyStopping",
     "EpochLogger",
+    "GradientClipping",
     "HistoryLogger",
     "ProgressBar",
     "ModelCheckpoint",

@@ -16,6 +16,9 @@ __all__ = ["denormal_mode", "flush_denormal", "select_device"]
 def select_device(device: str | torch.device = "auto") -> torch.device:
     """Resolve ``device``: ``"auto"`` picks CUDA, then Apple MPS, then the CPU.
 
+    Under torchrun (``LOCAL_RANK`` set), ``"auto"`` picks this process's GPU,
+    ``cuda:LOCAL_RANK``: one process per GPU.
+
     Raises:
         ValueError: the name is not a valid torch device, or that backend is not
             available on this machine.
@@ -25,6 +28,9 @@ def select_device(device: str | torch.device = "auto") -> torch.device:
     elif isinstance(device, str):
         if device == "auto":
             if torch.cuda.is_available():
+                local = os.environ.get("LOCAL_RANK", "")
+                if local.isdigit() and int(local) < torch.cuda.device_count():
+                    return torch.device("cuda", int(local))
                 return torch.device("cuda")
             mps = getattr(torch.backends, "mps", None)
             if mps is not None and mps.is_available():
@@ -60,7 +66,9 @@ def _omp_pause() -> Callable[[int], int] | None:
             paths = {line.split()[-1] for line in maps if "/" in line}
     except OSError:
         return None
-    for path in sorted(paths):
+    # torch's own runtime first: other libraries (scikit-learn's wheels) bring their own
+    # OpenMP, whose pool is not the one torch's intra-op threads live in.
+    for path in sorted(paths, key=lambda p: ("/torch/" not in p, p)):
         if not os.path.basename(path).startswith(("libgomp", "libiomp5", "libomp")):
             continue
         try:

@@ -1,35 +1,45 @@
 """Callbacks: hooks into the training loop of :class:`fcnet.Trainer`.
 
 Every hook is called from one place in the Trainer, in the order the callbacks
-were given. A callback's constructor only stores its arguments; learned state is
-reset in :meth:`Callback.on_train_begin`, so one instance can serve several fits.
-To stop training, a callback sets ``trainer.should_stop = True``.
+were given (a :class:`ModelCheckpoint` last, and first in ``on_train_end``). A
+callback's constructor only stores its arguments; learned state is reset in
+:meth:`Callback.on_train_begin`, so one instance can serve several fits. To stop
+training, a callback sets ``trainer.should_stop = True``. A callback reads and changes
+the Trainer only through its public attributes and methods.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import math
 import os
 import secrets
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import torch
+from torch import nn
+from tqdm.auto import tqdm
 
-from fcnet._checks import check_int
+from fcnet import checkpoint
+from fcnet._checks import check_int, is_number
 from fcnet._io import atomic_write_text
+from fcnet.exceptions import CheckpointError
 
 if TYPE_CHECKING:
     from fcnet.trainer import Trainer
 
 __all__ = [
     "Callback",
+    "DisableAugmentation",
     "EarlyStopping",
+    "GradientClipping",
     "ProgressBar",
     "EpochLogger",
     "HistoryLogger",
@@ -48,8 +58,13 @@ class Callback:
     only when needed, since it waits for the device).
 
     Callbacks that learn state during training implement :meth:`state_dict` and
-    :meth:`load_state_dict` so that checkpoints can save and resume them.
+    :meth:`load_state_dict` so that checkpoints can save and resume them. A callback
+    that adds keys to the epoch's logs names them in :attr:`provides`, so that other
+    callbacks can check before training that a key they monitor will exist.
     """
+
+    #: History keys this callback adds to every epoch's logs.
+    provides: tuple[str, ...] = ()
 
     def on_train_begin(self, trainer: Trainer) -> None:
         """Called once at the start of :meth:`Trainer.fit` (also when resuming)."""
@@ -58,13 +73,17 @@ class Callback:
         """Called once when fit ends: finished, stopped early or interrupted."""
 
     def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
-        """Called before the first batch of ``epoch`` (counted from 1)."""
+        """Called before the first batch of ``epoch`` (counted from 1), also when a run
+        resumes inside that epoch (then ``trainer.batch_in_epoch > 0``)."""
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
         """Called after validation of ``epoch``, with that epoch's history entry."""
 
     def on_batch_begin(self, trainer: Trainer, batch: int) -> None:
         """Called before the optimisation step on ``batch`` (index within the epoch)."""
+
+    def on_after_backward(self, trainer: Trainer) -> None:
+        """Called between the backward pass and the optimizer step: the gradients are there."""
 
     def on_batch_end(self, trainer: Trainer, batch: int, logs: dict[str, Any]) -> None:
         """Called after the optimisation step on ``batch``."""
@@ -125,11 +144,7 @@ class EarlyStopping(Callback):
 
     def on_train_begin(self, trainer: Trainer) -> None:
         """Reset the state, and check that the monitored value will exist."""
-        if self.monitor.startswith("val_") and not trainer.has_validation:
-            raise ValueError(
-                f"EarlyStopping monitors {self.monitor!r} but fit() got no validation data; "
-                f"pass val= or monitor a training metric such as 'train_loss'"
-            )
+        _check_monitor("EarlyStopping", self.monitor, trainer)
         self.best: float | None = None
         self.best_epoch: int | None = None
         self.wait = 0
@@ -203,6 +218,32 @@ class EarlyStopping(Callback):
         self.best_weights = state["best_weights"]
 
 
+def _check_monitor(who: str, monitor: str, trainer: Trainer) -> None:
+    """Fail before training when ``monitor`` is not a key the fit's epochs will have."""
+    names = trainer.metric_names
+    if monitor in names:
+        return
+    if monitor.startswith("val_") and not trainer.has_validation:
+        raise ValueError(
+            f"{who} monitors {monitor!r} but fit() got no validation data; pass val= or "
+            f"monitor a training metric such as 'train_loss'")
+    close = difflib.get_close_matches(monitor, names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"{who}(monitor={monitor!r}): this fit's epochs will have the keys "
+                     f"{names}{hint}")
+
+
+def _check_writable(who: str, arg: str, folder: Path) -> None:
+    """Fail before training when files cannot be created in ``folder``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise ValueError(f"{who}: cannot write into {arg} '{folder}' ({e.strerror or e}); "
+                         f"choose a folder you can write to") from None
+
+
 def _resolve_mode(mode: str, monitor: str) -> str:
     # "auto": accuracies are maximised, everything else (losses) minimised.
     if mode != "auto":
@@ -232,19 +273,23 @@ class EpochLogger(Callback):
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
         """Print the epoch's metrics."""
-        out = self.file or sys.stdout
-        print(f"epoch {epoch}/{trainer.epochs} {_format_logs(logs)}", file=out, flush=True)
+        if trainer.is_global_zero:
+            out = self.file or sys.stdout
+            print(f"epoch {epoch}/{trainer.final_epoch} {_format_logs(logs)}", file=out,
+                  flush=True)
 
 
 class ProgressBar(Callback):
-    """A live progress bar per epoch with batch progress and running metrics.
+    """A tqdm progress bar per epoch (rate, time left, running loss) on a terminal.
 
-    It draws only when the output is a terminal (or when ``enabled=True``), so logs
-    and CI output stay clean; each finished epoch leaves one summary line.
+    On a terminal or in a notebook (``tqdm.auto``) it draws a live bar that ends as the
+    epoch's summary line; when the output is not a terminal (a run piped to a file, CI)
+    it draws no bar and writes one plain line per epoch instead, so the log still says
+    what the run did.
 
     Args:
-        file: Where to draw; standard error by default.
-        enabled: ``None`` draws only on a terminal; ``True``/``False`` force it.
+        file: Where to write; standard error by default.
+        enabled: ``None`` draws the bar only on a terminal; ``True``/``False`` force it.
         refresh_seconds: Minimum time between redraws. Each redraw reads the running
             loss from the device, so it is kept rare.
     """
@@ -252,60 +297,70 @@ class ProgressBar(Callback):
     def __init__(
         self, file: TextIO | None = None, enabled: bool | None = None, refresh_seconds: float = 0.2
     ) -> None:
+        if enabled is not None and not isinstance(enabled, bool):
+            raise TypeError(f"enabled must be None, True or False, got {enabled!r}")
+        if not is_number(refresh_seconds) or not refresh_seconds >= 0:
+            raise ValueError(f"refresh_seconds must be a number >= 0, got {refresh_seconds!r}")
         self.file = file
         self.enabled = enabled
-        self.refresh_seconds = refresh_seconds
+        self.refresh_seconds = float(refresh_seconds)
+
+    def _stream(self) -> TextIO:
+        return self.file or sys.stderr
 
     def _active(self) -> bool:
-        out = self.file or sys.stderr
         if self.enabled is not None:
             return self.enabled
-        isatty = getattr(out, "isatty", None)
+        isatty = getattr(self._stream(), "isatty", None)
         return bool(isatty and isatty())
 
     def on_train_begin(self, trainer: Trainer) -> None:
-        """Decide whether to draw at all."""
-        self._on = self._active()
-        # A run resumed mid-epoch gets no on_epoch_begin for that epoch.
-        self.on_epoch_begin(trainer, trainer.epoch + 1)
+        """Decide whether to draw a bar or write plain lines (only rank 0 writes)."""
+        self._on = self._active() and trainer.is_global_zero
+        self._quiet = not trainer.is_global_zero
+        self._bar: Any = None
 
     def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
-        """Reset the running loss and the clock."""
-        self._loss_sum = 0.0
-        self._seen = 0
-        self._last_draw = 0.0
-        self._epoch = epoch
+        """Open the epoch's bar at the batch the epoch starts from."""
         self._running: list[torch.Tensor] = []
+        self._loss_sum, self._seen, self._last_read = 0.0, 0, 0.0
+        if not self._on:
+            return
+        self._bar = tqdm(total=trainer.batches_per_epoch, initial=trainer.batch_in_epoch,
+                         desc=f"epoch {epoch}/{trainer.final_epoch}", file=self._stream(),
+                         mininterval=self.refresh_seconds, leave=True, unit="batch",
+                         dynamic_ncols=True)
 
     def on_batch_end(self, trainer: Trainer, batch: int, logs: dict[str, Any]) -> None:
-        """Redraw the bar at most every ``refresh_seconds``."""
-        if not self._on:
+        """Advance the bar; show the running loss at most every ``refresh_seconds``."""
+        if self._bar is None:
             return
         self._running.append(logs["loss"] * logs["size"])
         self._seen += logs["size"]
+        self._bar.update(1)
         now = time.monotonic()
-        total = trainer.batches_per_epoch
-        if now - self._last_draw < self.refresh_seconds and batch + 1 < total:
-            return
-        self._last_draw = now
-        self._loss_sum += float(torch.stack(self._running).sum())
-        self._running.clear()
-        width = 30
-        done = int(width * (batch + 1) / max(total, 1))
-        bar = "#" * done + "." * (width - done)
-        out = self.file or sys.stderr
-        out.write(
-            f"\repoch {trainer.epoch + 1}/{trainer.epochs} [{bar}] {batch + 1}/{total} "
-            f"loss={self._loss_sum / max(self._seen, 1):.4f}"
-        )
-        out.flush()
+        if now - self._last_read >= self.refresh_seconds or self._bar.n >= self._bar.total:
+            self._last_read = now
+            self._loss_sum += float(torch.stack(self._running).sum())
+            self._running.clear()
+            self._bar.set_postfix_str(f"loss={self._loss_sum / max(self._seen, 1):.4f}",
+                                      refresh=False)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
-        """Replace the bar by the epoch's summary line."""
-        if self._on:
-            out = self.file or sys.stderr
-            out.write(f"\r\033[Kepoch {epoch}/{trainer.epochs} {_format_logs(logs)}\n")
-            out.flush()
+        """Close the bar with the epoch's summary, or write the summary line."""
+        line = f"epoch {epoch}/{trainer.final_epoch} {_format_logs(logs)}"
+        if self._bar is not None:
+            self._bar.set_postfix_str(_format_logs(logs), refresh=False)
+            self._bar.close()
+            self._bar = None
+        elif not self._quiet:
+            print(line, file=self._stream(), flush=True)
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        """Close a bar left open by an interruption."""
+        if getattr(self, "_bar", None) is not None:
+            self._bar.close()
+            self._bar = None
 
 
 class HistoryLogger(Callback):
@@ -321,6 +376,18 @@ class HistoryLogger(Callback):
             raise ValueError(f"path must end in .csv or .json, got {str(path)!r}")
         self.path = Path(path)
 
+    def on_train_begin(self, trainer: Trainer) -> None:
+        """Check before training that the file can be written (by rank 0, which writes)."""
+        if not trainer.is_global_zero:
+            return
+        if self.path.is_dir():
+            raise ValueError(f"HistoryLogger: path '{self.path}' is a folder; give a file "
+                             f"path ending in .csv or .json")
+        if not self.path.parent.is_dir():
+            raise ValueError(f"HistoryLogger: the folder of path '{self.path}' does not "
+                             f"exist; create it first")
+        _check_writable("HistoryLogger", "the folder of path", self.path.parent)
+
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
         """Rewrite the file with every epoch so far."""
         self._write(trainer)
@@ -330,6 +397,8 @@ class HistoryLogger(Callback):
         self._write(trainer)
 
     def _write(self, trainer: Trainer) -> None:
+        if not trainer.is_global_zero:
+            return
         history = trainer.history
         if self.path.suffix.lower() == ".json":
             history.to_json(self.path)
@@ -499,7 +568,7 @@ class ModelCheckpoint(Callback):
         return _resolve_mode(self.mode, self.monitor)
 
     def on_train_begin(self, trainer: Trainer) -> None:
-        """Check the folder and the monitored value; start a new run."""
+        """Check the folder (it must be writable) and the monitored value; start a new run."""
         self._check_dirpath()
         if self.save_best and self.monitor.startswith("val_") and not trainer.has_validation:
             raise ValueError(
@@ -507,7 +576,10 @@ class ModelCheckpoint(Callback):
                 f"validation data; pass val=, monitor a training metric such as "
                 f"'train_loss', or set save_best=False"
             )
-        self.dirpath.mkdir(parents=True, exist_ok=True)
+        if self.save_best:
+            _check_monitor("ModelCheckpoint", self.monitor, trainer)
+        if trainer.is_global_zero:
+            _check_writable("ModelCheckpoint", "dirpath", self.dirpath)
         # A fresh id per run: pruning only ever removes checkpoints of the same run.
         # Resuming restores the id of the run that wrote the checkpoint.
         self.run_id = secrets.token_hex(8)
@@ -520,7 +592,7 @@ class ModelCheckpoint(Callback):
         """Save every ``every_n_batches`` steps."""
         if self.every_n_batches is None:
             return
-        step = trainer.epoch * trainer.batches_per_epoch + batch + 1
+        step = trainer.epoch * trainer.batches_per_epoch + batch + 1  # over the whole run
         if step % self.every_n_batches == 0:
             self._save(trainer, regular=True, best=False)
 
@@ -550,22 +622,22 @@ class ModelCheckpoint(Callback):
         good checkpoint stays the latest.
         """
         interrupted = bool(trainer.history.meta.get("interrupted"))
-        finished = trainer.epoch >= trainer.epochs or trainer.should_stop
-        position = (trainer.epoch, trainer._batch_in_epoch)
+        finished = trainer.epoch >= trainer.final_epoch or trainer.should_stop
+        position = (trainer.epoch, trainer.batch_in_epoch)
         if not (interrupted or finished):
             return
-        from fcnet.checkpoint import _checkpoint_name
-
-        if position == self.last_saved and (self.dirpath / _checkpoint_name(*position)).is_dir():
+        name = checkpoint.checkpoint_name(*position)
+        # Every rank must decide alike (saving gathers from all of them), and only rank 0
+        # sees the folder when the ranks do not share a file system.
+        if position == self.last_saved and (trainer.world_size > 1
+                                            or (self.dirpath / name).is_dir()):
             return
         self._save(trainer, regular=True, best=False)
 
     def _save(self, trainer: Trainer, *, regular: bool, best: bool,
               score: float | None = None) -> None:
-        from fcnet import checkpoint
-
-        epoch, batch = trainer.epoch, trainer._batch_in_epoch
-        bad = checkpoint._first_nonfinite_weight(trainer.model)
+        epoch, batch = trainer.epoch, trainer.batch_in_epoch
+        bad = _first_nonfinite(trainer.model)
         if bad is not None:
             warnings.warn(
                 f"ModelCheckpoint: not saving at epoch {epoch}, batch {batch}: the weight "
@@ -577,14 +649,17 @@ class ModelCheckpoint(Callback):
             self.best, self.best_epoch = score, trainer.epoch
         if regular:
             self.last_saved = (epoch, batch)
-        name = checkpoint._checkpoint_name(epoch, batch)
-        files = checkpoint._training_state_files(trainer, self.run_id)
+        name = checkpoint.checkpoint_name(epoch, batch)
+        state = trainer.state_dict()  # on every rank: it gathers each rank's random stream
+        if not trainer.is_global_zero:
+            return
+        files = checkpoint.encode_checkpoint(state, run_id=self.run_id, position=(epoch, batch))
         if regular:
-            self.last_path = checkpoint._publish_checkpoint(
-                self.dirpath, name, files, self.run_id, self.keep_last
-            )
+            self.last_path = checkpoint.publish_checkpoint(
+                self.dirpath, name, files, run_id=self.run_id, keep_last=self.keep_last)
         if best:
-            checkpoint._publish_checkpoint(self.dirpath / "best", name, files, self.run_id, 1)
+            checkpoint.publish_checkpoint(self.dirpath / "best", name, files,
+                                          run_id=self.run_id, keep_last=1)
 
     def state_dict(self) -> dict[str, Any]:
         """The run id, the best score and epoch, and the last position saved."""
@@ -602,6 +677,103 @@ class ModelCheckpoint(Callback):
         self.best_epoch = state["best_epoch"]
         last = state["last_saved"]
         self.last_saved = None if last is None else (int(last[0]), int(last[1]))
+
+
+def load_callback_states(callbacks: list[Callback], saved: list[Any], where: str) -> None:
+    """Give each callback the state that a checkpoint saved for it.
+
+    States are matched by class and order within the class, so adding or dropping a
+    stateless callback (e.g. the ProgressBar) between runs does not matter; a callback
+    without a saved state starts afresh, and a saved state without its callback is
+    ignored, each with a warning.
+
+    Raises:
+        CheckpointError: a saved state does not fit its callback.
+    """
+    def keyed(items):
+        seen: dict[str, int] = {}
+        out = {}
+        for cls, value in items:
+            k = seen.get(cls, 0)
+            seen[cls] = k + 1
+            out[(cls, k)] = value
+        return out
+
+    saved_by_key = keyed((c["class"], c["state"]) for c in saved)
+    mine_by_key = keyed((type(cb).__name__, cb) for cb in callbacks)
+    for key, cb in mine_by_key.items():
+        if key in saved_by_key:
+            try:
+                cb.load_state_dict(saved_by_key[key])
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise CheckpointError(f"{where}: cannot restore the state of {key[0]}: "
+                                      f"{e!r}") from e
+        elif cb.state_dict():
+            warnings.warn(f"{where} has no state for the callback {key[0]}; it starts afresh",
+                          UserWarning, stacklevel=4)
+    for key, value in saved_by_key.items():
+        if key not in mine_by_key and value:
+            warnings.warn(f"{where} holds the state of a {key[0]} callback that this Trainer "
+                          f"does not have; that state is ignored", UserWarning, stacklevel=4)
+
+
+def _first_nonfinite(model: nn.Module) -> str | None:
+    """Name of the first floating tensor of ``model.state_dict()`` holding NaN or inf."""
+    named = [(k, v) for k, v in model.state_dict().items() if v.is_floating_point()]
+    if not named:
+        return None
+    finite = torch.stack([torch.isfinite(v).all() for _, v in named])
+    if bool(finite.all()):  # one device sync for the whole model
+        return None
+    return named[int((~finite).nonzero()[0])][0]
+
+
+class GradientClipping(Callback):
+    """Clip the global norm of the gradients before every optimizer step.
+
+    Args:
+        max_norm: The largest allowed L2 norm of all gradients together, > 0.
+    """
+
+    def __init__(self, max_norm: float) -> None:
+        if not is_number(max_norm) or not (math.isfinite(max_norm) and max_norm > 0):
+            raise ValueError(f"max_norm must be a finite number > 0, got {max_norm!r}")
+        self.max_norm = float(max_norm)
+
+    def on_after_backward(self, trainer: Trainer) -> None:
+        """Scale the gradients down to ``max_norm`` when their norm is above it."""
+        nn.utils.clip_grad_norm_(trainer.model.parameters(), self.max_norm)
+
+
+class DisableAugmentation(Callback):
+    """Train the last ``last_epochs`` epochs of a fit without the Trainer's ``augment``.
+
+    A network that learnt from shifted or flipped images then fits the images it will be
+    tested on, at the schedule's low final learning rates (as YOLOX's last epochs do).
+    Whether an epoch is augmented depends on its number only, so a resumed run augments
+    the same epochs.
+
+    Args:
+        last_epochs: How many epochs at the end of each fit run without augmentation.
+    """
+
+    def __init__(self, last_epochs: int) -> None:
+        self.last_epochs = check_int("last_epochs", last_epochs, 1)
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        """Check that there is an augmentation to turn off, and epochs left to augment."""
+        if trainer.augment is None:
+            raise ValueError("DisableAugmentation needs a Trainer with augment=...; remove the "
+                             "callback or pass an augmentation")
+        if self.last_epochs >= trainer.epochs:
+            raise ValueError(
+                f"DisableAugmentation(last_epochs={self.last_epochs}) must be below the "
+                f"Trainer's epochs ({trainer.epochs}), or the fit never augments")
+
+    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
+        """Clear ``trainer.augmenting`` in the last epochs."""
+        if epoch > trainer.final_epoch - self.last_epochs:
+            trainer.augmenting = False
 
 
 def _check_positive(name: str, value: Any, hint: str) -> int:

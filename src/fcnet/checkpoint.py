@@ -1,4 +1,4 @@
-"""Saving and loading models and full training states, without pickle.
+"""Saving and loading models and training states, without pickle.
 
 Two on-disk formats, both a folder of a safetensors file (every tensor) and JSON
 (everything else); nothing is ever unpickled, so a file from elsewhere cannot run code.
@@ -6,12 +6,12 @@ Two on-disk formats, both a folder of a safetensors file (every tensor) and JSON
 * A **model folder** (:func:`save_model` / :func:`load_model`): ``model.safetensors``
   and ``model.json`` (the :class:`~fcnet.models.MLPSpec`, the versions and the sha256 of
   the weights). The preprocessing is inside the weights (the ``InputAdapter`` buffers).
-* A **training checkpoint** (written by :class:`fcnet.callbacks.ModelCheckpoint`, read
-  by ``Trainer.fit(resume_from=...)``): ``state.safetensors``, ``state.json`` and, written
-  last, ``manifest.json`` with the sha256 of both. It holds the weights, optimizer and
-  scheduler state, every callback's state, the RNG states, the position in the run, the
-  running epoch sums and the history, so a resumed run ends with exactly the weights of
-  an uninterrupted one.
+* A **training checkpoint** (:func:`save_checkpoint` / :func:`load_checkpoint`; written
+  by :class:`fcnet.callbacks.ModelCheckpoint`): ``state.safetensors``, ``state.json``
+  and, written last, ``manifest.json`` with the sha256 of both. It stores any nested
+  state of JSON values, numpy arrays and tensors, such as :meth:`fcnet.Trainer.state_dict`;
+  this module knows nothing of what the state means, except that :func:`load_model`
+  rebuilds a model from a state's ``"model_spec"`` and ``"model"`` entries.
 
 Folders are written under a temporary name and renamed into place, so a crash leaves
 either the previous folder or the new one, never a mix. See ``docs/checkpoints.rst``.
@@ -24,38 +24,38 @@ import hashlib
 import json
 import math
 import os
-import random
 import re
 import secrets
 import shutil
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import safetensors.torch
 import torch
 from torch import nn
 
-from fcnet._checks import is_int
+from fcnet._checks import check_int, is_int
+from fcnet._device import select_device
 from fcnet._io import atomic_write_bytes, atomic_write_text, fsync_dir
+from fcnet._version import __version__
 from fcnet.exceptions import CheckpointError
-from fcnet.history import History
 from fcnet.models import MLP, MLPSpec
-
-if TYPE_CHECKING:
-    from fcnet.trainer import Trainer
 
 __all__ = [
     "MODEL_FORMAT",
     "STATE_FORMAT",
     "FORMAT_VERSION",
-    "save_model",
-    "load_model",
-    "load_training_state",
-    "restore_trainer_state",
+    "checkpoint_name",
+    "encode_checkpoint",
     "find_latest_checkpoint",
+    "load_checkpoint",
+    "load_model",
+    "publish_checkpoint",
+    "save_checkpoint",
+    "save_model",
 ]
 
 #: ``format`` field of ``model.json``.
@@ -63,7 +63,8 @@ MODEL_FORMAT = "fcnet.model"
 #: ``format`` field of a training checkpoint's ``state.json`` and ``manifest.json``.
 STATE_FORMAT = "fcnet.training_state"
 #: Version of both formats written by this fcnet; files with a higher one are refused.
-FORMAT_VERSION = 1
+#: Version 2: a checkpoint's ``state.json`` holds one generic ``state`` entry.
+FORMAT_VERSION = 2
 
 MODEL_WEIGHTS = "model.safetensors"
 MODEL_JSON = "model.json"
@@ -77,15 +78,9 @@ _TMP_PREFIX = ".tmp-"
 _TRASH_PREFIX = ".trash-"
 
 
-def _checkpoint_name(epoch: int, batch: int) -> str:
+def checkpoint_name(epoch: int, batch: int) -> str:
     """Folder name of the checkpoint after ``epoch`` full epochs and ``batch`` more batches."""
     return f"epoch{epoch:04d}-batch{batch:06d}"
-
-
-def _fcnet_version() -> str:
-    import fcnet  # at call time: fcnet/__init__ imports this module
-
-    return fcnet.__version__
 
 
 def _sha256(data: bytes) -> str:
@@ -124,8 +119,10 @@ def _encode(obj: Any, name: str, tensors: dict[str, torch.Tensor]) -> Any:
         return {_TENSOR: key}
     if obj is None or isinstance(obj, (bool, str, int)):
         return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else {_FLOAT: repr(obj)}
+    if isinstance(obj, float):  # np.float64 too: it subclasses float
+        if math.isfinite(obj):
+            return float(obj)
+        return {_FLOAT: "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")}
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind not in "biuf":
             raise TypeError(f"{name}: cannot save a numpy array of dtype {obj.dtype}")
@@ -223,15 +220,17 @@ def _write_folder(final: Path, files: Mapping[str, bytes]) -> None:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f"{_TMP_PREFIX}{final.name}-{secrets.token_hex(4)}")
     tmp.mkdir()
+    old = None
     try:
         for name, data in files.items():
             atomic_write_bytes(tmp / name, data)
-        old = None
         if final.exists():
             old = final.with_name(f"{_TRASH_PREFIX}{final.name}-{secrets.token_hex(4)}")
             os.rename(final, old)
         os.rename(tmp, final)
     except BaseException:
+        if old is not None and old.exists() and not final.exists():
+            os.rename(old, final)  # the new folder did not land: put the previous one back
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     fsync_dir(final.parent)
@@ -264,10 +263,15 @@ def _check_format(meta: Mapping[str, Any], expected: str, where: str) -> None:
         raise CheckpointError(f"{where} is not an {expected} file (format {fmt!r})")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise CheckpointError(f"{where} has an invalid format_version {version!r}")
+    if expected == STATE_FORMAT and version < FORMAT_VERSION:
+        raise CheckpointError(
+            f"{where} has format version {version}, written by fcnet 0.1, whose training "
+            f"state this fcnet ({__version__}) cannot resume; load its model with "
+            f"fcnet 0.1, or train anew")
     if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{where} has format version {version}, written by a newer fcnet; this fcnet "
-            f"({_fcnet_version()}) reads version {FORMAT_VERSION}"
+            f"({__version__}) reads version {FORMAT_VERSION}"
         )
 
 
@@ -347,6 +351,18 @@ def _check_state_fits(expected: Mapping[str, torch.Tensor], state: Mapping[str, 
                               + "; ".join(problems))
 
 
+def _spec_mismatch(spec: MLPSpec, model: nn.Module) -> str | None:
+    """How ``spec`` fails to build a model with ``model``'s tensors (a module that is not an
+    :class:`MLP` but carries a spec), or ``None``."""
+    with torch.device("meta"):
+        expected = spec.build().state_dict()
+    try:
+        _check_state_fits(expected, model.state_dict(), "model")
+    except CheckpointError as e:
+        return str(e).removeprefix("model: the weights do not match the model: ")
+    return None
+
+
 def save_model(model: nn.Module, path: str | os.PathLike[str]) -> Path:
     """Save a model built by :func:`fcnet.build_mlp` to the folder ``path``.
 
@@ -364,7 +380,8 @@ def save_model(model: nn.Module, path: str | os.PathLike[str]) -> Path:
 
     Raises:
         TypeError: ``model`` has no ``.spec`` to rebuild it, or ``path`` is not a path.
-        ValueError: ``path`` is an existing file.
+        ValueError: ``path`` is an existing file, or ``model.spec`` no longer describes
+            the model's layers (a head replaced by hand); nothing is written then.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -381,11 +398,18 @@ def save_model(model: nn.Module, path: str | os.PathLike[str]) -> Path:
             f"path must be a folder to hold {MODEL_WEIGHTS} and {MODEL_JSON}, but "
             f"'{folder}' is a file"
         )
+    stale = model.spec_mismatch() if isinstance(model, MLP) else _spec_mismatch(spec, model)
+    if stale is not None:
+        raise ValueError(
+            f"model.spec no longer describes the model's layers ({stale}), so the saved "
+            f"model could not be loaded; build the network with fcnet.build_mlp, or set "
+            f"model.spec to an MLPSpec that matches it. Nothing was written"
+        )
     weights = safetensors.torch.save(_model_state(model), metadata={"format": MODEL_FORMAT})
     meta = {
         "format": MODEL_FORMAT,
         "format_version": FORMAT_VERSION,
-        "fcnet_version": _fcnet_version(),
+        "fcnet_version": __version__,
         "torch_version": torch.__version__,
         "model_class": type(model).__name__,
         "spec": spec.to_dict(),
@@ -404,20 +428,27 @@ def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cp
 
     Args:
         path: A folder written by :func:`save_model` (or its ``model.json`` or
-            ``model.safetensors``), a checkpoint folder written by
+            ``model.safetensors``), a run folder that holds one in ``model/`` (as
+            :func:`fcnet.recipes.run_recipe` writes), a checkpoint folder written by
             :class:`~fcnet.callbacks.ModelCheckpoint`, or a folder of checkpoints (its
             latest one, e.g. ``dirpath`` or ``dirpath / "best"``).
-        device: Where to put the model.
+        device: Where to put the model: ``"cpu"``, ``"auto"``, ``"cuda"``, ... (checked
+            like the Trainer's).
 
     Raises:
         FileNotFoundError: Nothing exists at ``path``.
         CheckpointError: The files are corrupted or truncated, their spec is invalid
             (unknown activation, unknown field...), or the weights do not match the spec
             (missing or extra tensors, wrong shapes); the message names the problem.
+        ValueError: ``device`` is unknown or not available here.
     """
     path = _check_path_arg("path", path)
+    device = select_device(device)
     if not path.exists():
         raise FileNotFoundError(f"no model file or folder at '{path}'")
+    if path.is_dir() and not (path / MODEL_JSON).exists() \
+            and (path / "model" / MODEL_JSON).exists():
+        path = path / "model"  # a run folder
     folder = path.parent if path.is_file() else path
     if (path.is_file() and path.name not in (MODEL_WEIGHTS, MODEL_JSON)) or not (
         (folder / MODEL_JSON).exists() or (folder / MODEL_WEIGHTS).exists()
@@ -437,104 +468,53 @@ def load_model(path: str | os.PathLike[str], *, device: str | torch.device = "cp
 
 def _model_from_training_state(state: dict[str, Any]) -> MLP:
     where = f"checkpoint '{state['path']}'"
-    if state["model_spec"] is None:
+    if state.get("model_spec") is None:
         raise CheckpointError(
             f"{where} has no model spec (its model was not built by fcnet.build_mlp); "
             f"rebuild the model and resume with Trainer.fit(..., resume_from=...)"
         )
-    if not isinstance(state["model"], dict):
+    if not isinstance(state.get("model"), dict):
         raise CheckpointError(f"{where}: the model state is not a dict of tensors")
     return _build_from(state["model_spec"], state["model"], where).eval()
 
 
-# ---------------------------------------------------------------------------- training state
-def _dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
+# ---------------------------------------------------------------------------- training states
+def _check_position(position: Any) -> tuple[int, int]:
+    if (isinstance(position, (str, bytes)) or not isinstance(position, (tuple, list))
+            or len(position) != 2 or not all(is_int(v) for v in position)):
+        raise TypeError(f"position must be a pair (epochs done, batches done), got "
+                        f"{position!r}")
+    if position[0] < 0 or position[1] < 0:
+        raise ValueError(f"position must hold numbers >= 0, got {tuple(position)!r}")
+    return int(position[0]), int(position[1])
 
 
-def _data_info(x: torch.Tensor, y: torch.Tensor, provenance: Any) -> dict[str, Any]:
-    return {
-        "inputs": {"shape": list(x.shape), "dtype": _dtype_name(x.dtype)},
-        "labels": {"shape": list(y.shape)},
-        "provenance": provenance if isinstance(provenance, dict) else None,
-    }
+def encode_checkpoint(state: Mapping[str, Any], *, run_id: str,
+                      position: tuple[int, int]) -> dict[str, bytes]:
+    """Encode a nested state as a checkpoint's files: ``{file name: bytes}``, manifest last.
 
+    Args:
+        state: JSON values, numpy arrays and tensors, nested in dicts, lists and tuples.
+        run_id: The run the checkpoint belongs to (pruning only touches its own run).
+        position: ``(epochs done, batches done in the next epoch)``, for the manifest.
 
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
-        "cuda": None,
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _name_of(spec: Any) -> str | None:
-    if spec is None or isinstance(spec, str):
-        return spec
-    return "factory"
-
-
-def _training_state_files(trainer: Trainer, run_id: str) -> dict[str, bytes]:
-    """Serialise the trainer's full state: ``{file name: bytes}``, the manifest last.
-
-    Called by :class:`~fcnet.callbacks.ModelCheckpoint` between two training steps.
+    Raises:
+        TypeError: ``state`` holds something else (the message names where), or
+            ``position`` is not a pair of ints.
+        ValueError: ``position`` holds a negative number.
     """
+    epoch, batch = _check_position(position)
+    if not isinstance(state, Mapping):
+        raise TypeError(f"state must be a mapping (a dict), got {type(state).__name__}")
     tensors: dict[str, torch.Tensor] = {}
-    model = trainer.model
-    spec = getattr(model, "spec", None)
-    epoch, batch = trainer.epoch, trainer._batch_in_epoch
-    provenance = getattr(trainer, "_data_provenance", {}) or {}
-    loader = trainer._loader
-    data = {"train": _data_info(loader.inputs, loader.labels, provenance.get("train")),
-            "val": None}
-    if trainer._val is not None:
-        data["val"] = _data_info(*trainer._val, provenance.get("val"))
-    callbacks = [
-        {"class": type(cb).__name__,
-         "state": _encode(cb.state_dict(), f"callbacks.{i}", tensors)}
-        for i, cb in enumerate(trainer.callbacks)
-    ]
-    scheduler = None
-    if trainer.scheduler is not None:
-        scheduler = {"class": type(trainer.scheduler).__name__,
-                     "state": _encode(trainer.scheduler.state_dict(), "scheduler", tensors)}
     meta = {
         "format": STATE_FORMAT,
         "format_version": FORMAT_VERSION,
-        "fcnet_version": _fcnet_version(),
+        "fcnet_version": __version__,
         "torch_version": torch.__version__,
         "run_id": run_id,
-        "position": {"epoch": epoch, "batch": batch,
-                     "global_step": epoch * trainer.batches_per_epoch + batch},
-        "seed": trainer._seed_used,
-        "should_stop": bool(trainer.should_stop),
-        "config": {
-            "epochs": trainer.epochs,
-            "batch_size": trainer.batch_size,
-            "drop_last": trainer.drop_last,
-            "batches_per_epoch": trainer.batches_per_epoch,
-            "optimizer": _name_of(trainer.optimizer_spec),
-            "scheduler": _name_of(trainer.scheduler_spec),
-            "scheduler_interval": trainer._sched_interval,
-            "device": str(trainer.device),
-        },
-        "data": data,
-        "model": {
-            "class": type(model).__name__,
-            "spec": spec.to_dict() if isinstance(spec, MLPSpec) else None,
-            "state": _encode(dict(model.state_dict()), "model", tensors),
-        },
-        "optimizer": {"class": type(trainer.optimizer).__name__,
-                      "state": _encode(trainer.optimizer.state_dict(), "optimizer", tensors)},
-        "scheduler": scheduler,
-        "callbacks": callbacks,
-        "rng": _encode(_rng_state(), "rng", tensors),
-        "accumulators": _encode(dict(trainer._acc), "accumulators", tensors),
-        "history": trainer.history.to_dict(),
+        "position": {"epoch": epoch, "batch": batch},
+        "state": _encode(dict(state), "state", tensors),
     }
     state_tensors = safetensors.torch.save(tensors, metadata={"format": STATE_FORMAT})
     state_json = (json.dumps(meta, allow_nan=False) + "\n").encode("utf-8")
@@ -549,18 +529,39 @@ def _training_state_files(trainer: Trainer, run_id: str) -> dict[str, bytes]:
     return {STATE_TENSORS: state_tensors, STATE_JSON: state_json, MANIFEST: manifest_bytes}
 
 
-def _first_nonfinite_weight(model: nn.Module) -> str | None:
-    """Name of the first floating tensor of ``model.state_dict()`` holding NaN or inf."""
-    named = [(k, v) for k, v in model.state_dict().items() if v.is_floating_point()]
-    if not named:
-        return None
-    finite = torch.stack([torch.isfinite(v).all() for _, v in named])
-    if bool(finite.all()):  # one device sync for the whole model
-        return None
-    return named[int((~finite).nonzero()[0])][0]
+def save_checkpoint(store: str | os.PathLike[str], state: Mapping[str, Any], *,
+                    position: tuple[int, int], run_id: str | None = None,
+                    keep_last: int = 2) -> Path:
+    """Write ``state`` as a checkpoint into the folder ``store``, atomically.
+
+    The checkpoint is ``store/epochEEEE-batchBBBBBB/``; ``store/latest.json`` then names
+    it, and older checkpoints of the same run beyond ``keep_last`` are removed.
+
+    Args:
+        store: The folder of checkpoints (created).
+        state: JSON values, numpy arrays and tensors, nested in dicts, lists and tuples;
+            :func:`load_checkpoint` gives it back with the same types (plus ``"path"``).
+        position: ``(epochs done, batches done in the next epoch)``: the folder's name.
+        run_id: The run the checkpoint belongs to; ``None`` draws a new one.
+        keep_last: How many checkpoints of this run to keep in ``store``.
+
+    Returns:
+        The checkpoint's folder.
+
+    Raises:
+        TypeError, ValueError: a bad argument, or a ``state`` holding something that
+            cannot be saved (the message names where); nothing is written then.
+    """
+    store = _check_path_arg("store", store)
+    keep_last = check_int("keep_last", keep_last, 1)
+    if run_id is not None and (not isinstance(run_id, str) or not run_id):
+        raise TypeError(f"run_id must be a non-empty str or None, got {run_id!r}")
+    run_id = run_id or secrets.token_hex(8)
+    files = encode_checkpoint(state, run_id=run_id, position=position)
+    return publish_checkpoint(store, checkpoint_name(*position), files, run_id=run_id,
+                              keep_last=keep_last)
 
 
-# ---------------------------------------------------------------------------- checkpoint folders
 def _manifest_of(folder: Path) -> dict[str, Any]:
     where = f"checkpoint '{folder}'"
     if not (folder / MANIFEST).exists():
@@ -573,7 +574,7 @@ def _manifest_of(folder: Path) -> dict[str, Any]:
 
 
 def _read_checkpoint(folder: Path) -> dict[str, Any]:
-    """Read and verify one checkpoint folder; the decoded state or CheckpointError."""
+    """Read and verify one checkpoint folder: its decoded state (plus ``"path"``)."""
     where = f"checkpoint '{folder}'"
     manifest = _manifest_of(folder)
     entries = manifest.get("files")
@@ -586,68 +587,17 @@ def _read_checkpoint(folder: Path) -> dict[str, Any]:
     meta = _parse_json(raw_json, str(folder / STATE_JSON))
     _check_format(meta, STATE_FORMAT, str(folder / STATE_JSON))
     tensors = _load_tensors(raw_tensors, str(folder / STATE_TENSORS))
+    if not isinstance(meta.get("state"), dict):
+        raise CheckpointError(f"{where}: invalid state.json: no 'state' object")
     try:
-        return _decode_state(meta, tensors, folder)
+        state = _decode(meta["state"], tensors, where)
     except RecursionError:
         raise CheckpointError(f"{where}: state.json is nested too deeply") from None
-
-
-def _need(cond: bool, where: str, what: str) -> None:
-    if not cond:
-        raise CheckpointError(f"{where}: invalid state.json: {what}")
-
-
-def _decode_state(meta: dict[str, Any], tensors: dict[str, torch.Tensor],
-                  folder: Path) -> dict[str, Any]:
-    where = f"checkpoint '{folder}'"
-    for key in ("position", "seed", "config", "data", "model", "optimizer", "callbacks",
-                "rng", "accumulators", "history"):
-        _need(key in meta, where, f"no {key!r} entry")
-    pos, config = meta["position"], meta["config"]
-    _need(isinstance(pos, dict) and is_int(pos.get("epoch")) and is_int(pos.get("batch"))
-          and pos["epoch"] >= 0 and pos["batch"] >= 0, where, f"bad position {pos!r}")
-    _need(is_int(meta["seed"]) and 0 <= meta["seed"] < 2**63, where, f"bad seed {meta['seed']!r}")
-    _need(isinstance(config, dict), where, "config is not an object")
-    _need(isinstance(meta["data"], dict) and isinstance(meta["data"].get("train"), dict),
-          where, "no train data description")
-    model, opt = meta["model"], meta["optimizer"]
-    _need(isinstance(model, dict) and "state" in model, where, "bad model entry")
-    _need(isinstance(opt, dict) and "state" in opt, where, "bad optimizer entry")
-    _need(isinstance(meta["callbacks"], list)
-          and all(isinstance(c, dict) and isinstance(c.get("class"), str) and "state" in c
-                  for c in meta["callbacks"]), where, "bad callbacks entry")
-    sched = meta.get("scheduler")
-    _need(sched is None or (isinstance(sched, dict) and "state" in sched), where,
-          "bad scheduler entry")
-    try:
-        history = History.from_dict(meta["history"])
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{where}: invalid history: {e}") from None
-    model_state = _decode(model["state"], tensors, f"{where} model")
-    _need(isinstance(model_state, dict), where, "the model state is not a dict")
-    return {
-        "path": str(folder),
-        "json": meta,
-        "run_id": meta.get("run_id"),
-        "position": {"epoch": pos["epoch"], "batch": pos["batch"]},
-        "seed": meta["seed"],
-        "should_stop": bool(meta.get("should_stop", False)),
-        "config": config,
-        "data": meta["data"],
-        "model_class": model.get("class"),
-        "model_spec": model.get("spec"),
-        "model": model_state,
-        "optimizer_class": opt.get("class"),
-        "optimizer": _decode(opt["state"], tensors, f"{where} optimizer"),
-        "scheduler_class": None if sched is None else sched.get("class"),
-        "scheduler": None if sched is None else _decode(sched["state"], tensors,
-                                                        f"{where} scheduler"),
-        "callbacks": [(c["class"], _decode(c["state"], tensors, f"{where} {c['class']}"))
-                      for c in meta["callbacks"]],
-        "rng": _decode(meta["rng"], tensors, f"{where} rng"),
-        "accumulators": _decode(meta["accumulators"], tensors, f"{where} accumulators"),
-        "history": history,
-    }
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{where}: invalid state.json: its 'state' is a "
+                              f"{type(state).__name__}, not a dict")
+    state["path"] = str(folder)
+    return state
 
 
 def _checkpoint_folders(store: Path) -> list[tuple[tuple[int, int], Path]]:
@@ -671,11 +621,16 @@ def find_latest_checkpoint(store: str | os.PathLike[str]) -> Path | None:
     broken checkpoint, the complete checkpoint furthest into training is used. Incomplete
     or corrupted checkpoints are skipped with a warning.
     """
-    folder = _find_latest(Path(store))
-    return None if folder is None else Path(folder["path"])
+    store = _check_path_arg("store", store)
+    if not store.is_dir():
+        return None
+    state, _ = _find_latest(store)
+    return None if state is None else Path(state["path"])
 
 
-def _find_latest(store: Path) -> dict[str, Any] | None:
+def _find_latest(store: Path) -> tuple[dict[str, Any] | None, list[str]]:
+    """The state of the newest readable checkpoint in ``store`` (or None), and why each
+    newer one was skipped."""
     candidates = [path for _, path in reversed(_checkpoint_folders(store))]
     try:
         pointer = json.loads((store / LATEST).read_text(encoding="utf-8"))
@@ -685,12 +640,14 @@ def _find_latest(store: Path) -> dict[str, Any] | None:
             candidates.insert(0, named)
     except (OSError, ValueError, TypeError, KeyError):
         pass  # no usable pointer: fall back to the positions in the names
+    skipped = []
     for folder in candidates:
         try:
-            return _read_checkpoint(folder)
+            return _read_checkpoint(folder), skipped
         except CheckpointError as e:
+            skipped.append(str(e))
             warnings.warn(f"skipping a broken checkpoint: {e}", UserWarning, stacklevel=3)
-    return None
+    return None, skipped
 
 
 def _read_state_path(path: Path) -> dict[str, Any]:
@@ -703,7 +660,12 @@ def _read_state_path(path: Path) -> dict[str, Any]:
         return _read_checkpoint(path.parent)
     if _is_checkpoint_folder(path):
         return _read_checkpoint(path)
-    state = _find_latest(path)
+    state, skipped = _find_latest(path)
+    if state is None and skipped:
+        raise CheckpointError(
+            f"no usable checkpoint in '{path}': the newest one cannot be read: {skipped[0]}"
+            + (f" ({len(skipped) - 1} older ones cannot be read either)"
+               if len(skipped) > 1 else ""))
     if state is None:
         raise CheckpointError(
             f"no complete checkpoint in '{path}': expected a checkpoint folder (with "
@@ -712,31 +674,30 @@ def _read_state_path(path: Path) -> dict[str, Any]:
     return state
 
 
-def load_training_state(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and verify a training checkpoint, before any training state is touched.
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and verify a training checkpoint; return its state.
 
     Args:
         path: A checkpoint folder (or a file in it), or a folder of checkpoints written
             by :class:`~fcnet.callbacks.ModelCheckpoint` (its latest complete one).
 
     Returns:
-        The decoded state, for :func:`restore_trainer_state`.
+        The decoded state as it was saved, plus ``"path"``: the checkpoint folder read.
 
     Raises:
         FileNotFoundError: Nothing exists at ``path``.
         CheckpointError: The checkpoint named is incomplete or corrupted, or the folder
             holds no complete checkpoint.
     """
-    path = _check_path_arg("resume_from", path)
+    path = _check_path_arg("resume_from", path)  # the name fit() gives it
     if not path.exists():
         raise FileNotFoundError(f"resume_from: no checkpoint file or folder at '{path}'")
     return _read_state_path(path)
 
 
-# ---------------------------------------------------------------------------- store
-def _publish_checkpoint(store: Path, name: str, files: Mapping[str, bytes], run_id: str,
+def publish_checkpoint(store: Path, name: str, files: Mapping[str, bytes], *, run_id: str,
                        keep_last: int) -> Path:
-    """Write a checkpoint into ``store``, point ``latest.json`` at it, then prune.
+    """Write a checkpoint's files into ``store / name``, point ``latest.json`` at it, prune.
 
     Only after the new checkpoint and the pointer are on disk are older checkpoints of
     the same run removed, keeping the newest ``keep_last``; checkpoints of this run
@@ -766,197 +727,3 @@ def _publish_checkpoint(store: Path, name: str, files: Mapping[str, bytes], run_
         if child.name.startswith((_TMP_PREFIX, _TRASH_PREFIX)) and child.is_dir():
             shutil.rmtree(child, ignore_errors=True)
     return final
-
-
-# ---------------------------------------------------------------------------- restore
-def _shape_list(value: Any) -> list[int] | None:
-    if isinstance(value, dict):
-        value = value.get("shape")
-    return value if isinstance(value, list) else None
-
-
-def _check_data(saved: Any, x: torch.Tensor, y: torch.Tensor, provenance: Any,
-                name: str, where: str) -> None:
-    if not isinstance(saved, dict):
-        raise CheckpointError(f"{where} was saved without {name} data, but fit() got {name}")
-    inputs = saved.get("inputs") or {}
-    if _shape_list(inputs) != list(x.shape) or _shape_list(saved.get("labels")) != list(y.shape):
-        raise CheckpointError(
-            f"{where} was saved with {name} inputs of shape {tuple(_shape_list(inputs) or ())} "
-            f"and labels {tuple(_shape_list(saved.get('labels')) or ())}, but fit() got "
-            f"{tuple(x.shape)} and {tuple(y.shape)}; resume with the same data"
-        )
-    if inputs.get("dtype") != _dtype_name(x.dtype):
-        raise CheckpointError(
-            f"{where} was saved with {name} inputs of dtype {inputs.get('dtype')}, but fit() "
-            f"got {_dtype_name(x.dtype)}; resume with the same data"
-        )
-    saved_prov = saved.get("provenance")
-    if isinstance(saved_prov, dict) and isinstance(provenance, dict) and saved_prov != provenance:
-        diff = sorted(k for k in set(saved_prov) | set(provenance)
-                      if saved_prov.get(k) != provenance.get(k))
-        raise CheckpointError(
-            f"{where}: the {name} split differs from the checkpoint's (fields {diff}: "
-            f"{ {k: saved_prov.get(k) for k in diff} } != { {k: provenance.get(k) for k in diff} })"
-        )
-
-
-def _check_fits(trainer: Trainer, state: dict[str, Any], x: torch.Tensor,
-                y: torch.Tensor) -> None:
-    where = f"checkpoint '{state['path']}'"
-    config, pos = state["config"], state["position"]
-    provenance = getattr(trainer, "_data_provenance", {}) or {}
-    _check_data(state["data"]["train"], x, y, provenance.get("train"), "train", where)
-    saved_val = state["data"].get("val")
-    if trainer._val is None and saved_val is not None:
-        raise CheckpointError(f"{where} was saved with validation data, but fit() got val=None")
-    if trainer._val is not None:
-        _check_data(saved_val, trainer._val[0], trainer._val[1], provenance.get("val"), "val",
-                    where)
-    for key in ("batch_size", "drop_last", "batches_per_epoch"):
-        mine = getattr(trainer, key)
-        if config.get(key) != mine:
-            raise CheckpointError(
-                f"{where} was saved with {key}={config.get(key)!r}, but this Trainer has "
-                f"{key}={mine!r}; resume with the same settings"
-            )
-    if pos["epoch"] > trainer.epochs or (pos["epoch"] == trainer.epochs and pos["batch"] > 0):
-        raise CheckpointError(
-            f"{where} is at epoch {pos['epoch']}, batch {pos['batch']}, beyond this "
-            f"Trainer's epochs={trainer.epochs}"
-        )
-    if pos["batch"] > trainer.batches_per_epoch:
-        raise CheckpointError(f"{where}: batch {pos['batch']} is beyond the "
-                              f"{trainer.batches_per_epoch} batches of an epoch")
-    # The model: same architecture, then same tensors.
-    spec = getattr(trainer.model, "spec", None)
-    saved_spec = state["model_spec"]
-    if isinstance(spec, MLPSpec) and isinstance(saved_spec, dict) and saved_spec != spec.to_dict():
-        mine = spec.to_dict()
-        diff = sorted(k for k in set(mine) | set(saved_spec) if mine.get(k) != saved_spec.get(k))
-        raise CheckpointError(
-            f"{where} holds a different model: "
-            + "; ".join(f"{k} {saved_spec.get(k)!r} in the checkpoint, {mine.get(k)!r} here"
-                        for k in diff)
-        )
-    _check_state_fits(trainer.model.state_dict(), state["model"], where)
-    if state["optimizer_class"] != type(trainer.optimizer).__name__:
-        raise CheckpointError(
-            f"{where} holds {state['optimizer_class']} optimizer state, but this Trainer "
-            f"uses {type(trainer.optimizer).__name__}"
-        )
-    opt = state["optimizer"]
-    groups = opt.get("param_groups") if isinstance(opt, dict) else None
-    mine_groups = trainer.optimizer.state_dict()["param_groups"]
-    if (not isinstance(groups, list) or not isinstance(opt.get("state"), dict)
-            or [len(g.get("params", ())) if isinstance(g, dict) else -1 for g in groups]
-            != [len(g["params"]) for g in mine_groups]):
-        raise CheckpointError(
-            f"{where}: the optimizer state does not fit this model's parameters"
-        )
-    mine_sched = None if trainer.scheduler is None else type(trainer.scheduler).__name__
-    if state["scheduler_class"] != mine_sched or (mine_sched and not
-                                                  isinstance(state["scheduler"], dict)):
-        raise CheckpointError(
-            f"{where} holds scheduler {state['scheduler_class']}, but this Trainer has "
-            f"{mine_sched}"
-        )
-    acc = state["accumulators"]
-    if not (isinstance(acc, dict) and all(isinstance(acc.get(k), torch.Tensor)
-                                          for k in ("loss", "correct"))
-            and is_int(acc.get("seen")) and isinstance(acc.get("seconds"), (int, float))):
-        raise CheckpointError(f"{where}: malformed epoch accumulators {acc!r}")
-    _check_rng(state["rng"], where)
-
-
-def _check_rng(rng: Any, where: str) -> None:
-    try:
-        torch.Generator().set_state(rng["torch"])
-        np.random.RandomState().set_state(rng["numpy"])
-        random.Random().setstate(rng["python"])
-        cuda = rng.get("cuda")
-        if cuda is not None and not all(isinstance(t, torch.Tensor) for t in cuda):
-            raise TypeError("cuda states must be tensors")
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{where}: malformed RNG state: {e}") from None
-
-
-def restore_trainer_state(trainer: Trainer, state: dict[str, Any], x: torch.Tensor,
-                          y: torch.Tensor) -> None:
-    """Put ``trainer`` back at the checkpoint's point of training.
-
-    Called by ``Trainer.fit(resume_from=...)`` after the callbacks' ``on_train_begin``.
-    Everything is checked first (data shapes and split, batch settings, model spec and
-    tensor shapes, optimizer and scheduler classes): a mismatch raises CheckpointError
-    before anything is changed and before any training step.
-    """
-    _check_fits(trainer, state, x, y)
-    where = f"checkpoint '{state['path']}'"
-    trainer.model.load_state_dict(state["model"])
-    try:
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        if trainer.scheduler is not None:
-            trainer.scheduler.load_state_dict(state["scheduler"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{where}: cannot restore the optimizer or scheduler: {e}") from e
-    _restore_callbacks(trainer, state["callbacks"], where)
-    acc = state["accumulators"]
-    trainer._acc = {
-        "loss": acc["loss"].to(trainer.device, torch.float64),
-        "correct": acc["correct"].to(trainer.device, torch.float64),
-        "seen": acc["seen"],
-        "seconds": float(acc["seconds"]),
-    }
-    trainer.epoch = state["position"]["epoch"]
-    trainer._batch_in_epoch = state["position"]["batch"]
-    trainer.should_stop = state["should_stop"]
-    history = state["history"]
-    # The resumed run is not interrupted any more; record where it came back from.
-    history.meta.pop("interrupted", None)
-    history.meta.pop("interrupted_at", None)
-    history.meta.setdefault("resumed", []).append(
-        {"from": state["path"], **state["position"]}
-    )
-    trainer.history = history
-    rng = state["rng"]  # last: nothing may draw random numbers after this
-    torch.set_rng_state(rng["torch"])
-    np.random.set_state(rng["numpy"])
-    random.setstate(rng["python"])
-    cuda = rng.get("cuda")
-    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
-
-
-def _restore_callbacks(trainer: Trainer, saved: list[tuple[str, Any]], where: str) -> None:
-    # Matched by class and order within the class, so adding or dropping a stateless
-    # callback (e.g. the ProgressBar) between runs does not matter.
-    def keyed(items):
-        seen: dict[str, int] = {}
-        out = {}
-        for cls, value in items:
-            k = seen.get(cls, 0)
-            seen[cls] = k + 1
-            out[(cls, k)] = value
-        return out
-
-    saved_by_key = keyed(saved)
-    mine_by_key = keyed((type(cb).__name__, cb) for cb in trainer.callbacks)
-    for key, cb in mine_by_key.items():
-        if key in saved_by_key:
-            try:
-                cb.load_state_dict(saved_by_key[key])
-            except (KeyError, TypeError, ValueError, AttributeError) as e:
-                raise CheckpointError(
-                    f"{where}: cannot restore the state of {key[0]}: {e!r}"
-                ) from e
-        elif cb.state_dict():
-            warnings.warn(
-                f"{where} has no state for the callback {key[0]}; it starts afresh",
-                UserWarning, stacklevel=4,
-            )
-    for key, value in saved_by_key.items():
-        if key not in mine_by_key and value:
-            warnings.warn(
-                f"{where} holds the state of a {key[0]} callback that this Trainer does not "
-                f"have; that state is ignored", UserWarning, stacklevel=4,
-            )

@@ -7,9 +7,22 @@ by hand, so a layer cannot be silently replaced by a later one with the same key
 (the mistake that left the reference notebook with a single dropout layer).
 
 The first layer, :class:`InputAdapter`, flattens the input and carries the
-preprocessing: raw ``uint8`` images are scaled to ``[0, 1]`` and then, when
+preprocessing: raw pixels are scaled to ``[0, 1]`` and then, when
 ``input_norm=(mean, std)`` is given, normalised as ``(x - mean) / std``. Because it
 is part of the model, the preprocessing is saved and restored with the weights.
+
+The input rule, in one place:
+
+* ``uint8`` input is always raw pixels, divided by 255.
+* Other integer dtypes are pixels too (divided by 255, and refused outside ``[0, 255]``)
+  when the model was trained on ``uint8`` pixels (``spec.input_dtype == "uint8"``, which
+  :meth:`fcnet.Trainer.fit` records); otherwise they are plain numbers (ages, counts) and
+  used as they are.
+* Floating-point input is used as it is.
+
+:meth:`fcnet.Trainer.fit` also records the range of the values the first layer saw
+(``spec.input_range``); :meth:`fcnet.Trainer.predict` warns when an input lies far
+outside it (float pixels in ``[0, 255]`` given to a model trained on ``[0, 1]``).
 """
 
 from __future__ import annotations
@@ -17,7 +30,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -25,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fcnet._checks import check_choice, is_int, is_number
+from fcnet._checks import check_choice, check_int, is_int, is_number
 
 __all__ = [
     "ACTIVATIONS",
@@ -103,6 +116,11 @@ def _check_sizes(sizes: Any) -> tuple[int, ...]:
 
 
 def _check_dropout(dropout: Any, n_hidden: int) -> tuple[float, ...]:
+    if is_number(dropout) and n_hidden == 0 and dropout != 0:
+        raise ValueError(
+            f"dropout={dropout!r} applies to no layer: the network has no hidden layer; "
+            f"add one (e.g. sizes [in, 64, classes]), use input_dropout, or pass dropout=0"
+        )
     if is_number(dropout):
         values = [dropout] * n_hidden
         given: Any = dropout
@@ -162,6 +180,9 @@ class MLPSpec:
     input_norm: tuple[float, float] | None = None  # (mean, std) after scaling uint8 to [0, 1]
     input_dropout: float = 0.0  # dropout probability on the input features (0: none)
     fast_dropout: bool = False  # FastDropout layers (fast CPU masks) instead of nn.Dropout
+    # What the model was trained on, recorded by Trainer.fit (None: never trained):
+    input_dtype: str | None = None  # dtype of the training inputs, e.g. "uint8", "float32"
+    input_range: tuple[float, float] | None = None  # (min, max) after the pixel scaling
 
     def __post_init__(self) -> None:
         sizes = _check_sizes(self.sizes)
@@ -179,6 +200,20 @@ class MLPSpec:
         object.__setattr__(self, "input_dropout", float(p))
         if not isinstance(self.fast_dropout, bool):
             raise TypeError(f"fast_dropout must be True or False, got {self.fast_dropout!r}")
+        if self.input_dtype is not None and not isinstance(self.input_dtype, str):
+            raise TypeError(f"input_dtype must be a dtype name or None, got {self.input_dtype!r}")
+        rng = self.input_range
+        if rng is not None:
+            if (isinstance(rng, (str, bytes)) or not isinstance(rng, Sequence) or len(rng) != 2
+                    or not all(is_number(v) and math.isfinite(v) for v in rng)
+                    or rng[0] > rng[1]):
+                raise ValueError(f"input_range must be None or (min, max), got {rng!r}")
+            object.__setattr__(self, "input_range", (float(rng[0]), float(rng[1])))
+
+    @property
+    def pixels(self) -> bool:
+        """Whether integer inputs of any dtype are raw pixels (trained on ``uint8``)."""
+        return self.input_dtype == "uint8"
 
     @property
     def in_features(self) -> int:
@@ -200,6 +235,7 @@ class MLPSpec:
         data["sizes"] = list(self.sizes)
         data["dropout"] = list(self.dropout)
         data["input_norm"] = None if self.input_norm is None else list(self.input_norm)
+        data["input_range"] = None if self.input_range is None else list(self.input_range)
         return data
 
     @classmethod
@@ -207,8 +243,7 @@ class MLPSpec:
         """Rebuild a spec from :meth:`to_dict`'s output; unknown keys raise ValueError."""
         if not isinstance(data, Mapping):
             raise TypeError(f"spec must be a mapping, got {type(data).__name__}")
-        allowed = {"sizes", "dropout", "activation", "norm", "output", "input_norm",
-                   "input_dropout", "fast_dropout"}
+        allowed = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ValueError(f"spec has unknown fields {unknown}; allowed: {sorted(allowed)}")
@@ -216,24 +251,28 @@ class MLPSpec:
         if missing:
             raise ValueError(f"spec is missing the fields {missing}")
         kwargs = dict(data)
-        for key in ("sizes", "dropout", "input_norm"):
+        for key in ("sizes", "dropout", "input_norm", "input_range"):
             if isinstance(kwargs.get(key), list):
                 kwargs[key] = tuple(kwargs[key])
         return cls(**kwargs)
 
 
 class InputAdapter(nn.Module):
-    """First layer of every :class:`MLP`: flatten, scale raw images, normalise.
+    """First layer of every :class:`MLP`: flatten, scale raw pixels, normalise.
 
-    ``uint8`` input is taken as raw pixels and divided by 255; any other dtype is
-    used as it is. Then ``(x - mean) / std`` is applied (identity by default). The
-    input is flattened to ``(N, in_features)``; a wrong feature count raises a
-    ValueError naming the expected and the received shape.
+    ``uint8`` input is raw pixels and divided by 255. Other integer dtypes are divided
+    by 255 too when ``pixels`` is set (a model trained on ``uint8`` images), and must
+    then lie in ``[0, 255]``; otherwise they are converted as they are, like floats.
+    Then ``(x - mean) / std`` is applied (identity by default). The input is flattened
+    to ``(N, in_features)``; a wrong feature count raises a ValueError naming the
+    expected and the received shape.
     """
 
-    def __init__(self, in_features: int, mean: float = 0.0, std: float = 1.0) -> None:
+    def __init__(self, in_features: int, mean: float = 0.0, std: float = 1.0,
+                 pixels: bool = False) -> None:
         super().__init__()
         self.in_features = in_features
+        self.pixels = bool(pixels)
         self.register_buffer("mean", torch.tensor(float(mean)))
         self.register_buffer("std", torch.tensor(float(std)))
 
@@ -251,15 +290,27 @@ class InputAdapter(nn.Module):
         # x * scale + shift, with s = 255 for raw pixels and 1 otherwise. Equal up to
         # float rounding; the small ops on 0-d tensors cost less than two extra passes.
         scale, shift = self.std.reciprocal(), self.mean / self.std
-        if x.dtype == torch.uint8:
+        pixels = x.dtype == torch.uint8
+        if not pixels and self.pixels and not x.is_floating_point() and x.numel() > 0:
+            lo, hi = int(x.min()), int(x.max())
+            if lo < 0 or hi > 255:
+                raise ValueError(
+                    f"the model was trained on uint8 pixels, so integer input is read as "
+                    f"pixels in [0, 255]; got {str(x.dtype).removeprefix('torch.')} values in "
+                    f"[{lo}, {hi}]. Pass the "
+                    f"images as uint8, or floats scaled as in training"
+                )
+            pixels = True
+        if pixels:
             scale = scale * (1.0 / 255.0)
         if x.dtype != self.mean.dtype:
             return x.to(self.mean.dtype).mul_(scale).sub_(shift)  # the copy is ours to change
         return (x * scale).sub_(shift)
 
     def extra_repr(self) -> str:
-        """Show the feature count and normalisation in ``repr(model)``."""
-        return f"in_features={self.in_features}, mean={self.mean.item():g}, std={self.std.item():g}"
+        """Show the feature count, normalisation and pixel rule in ``repr(model)``."""
+        return (f"in_features={self.in_features}, mean={self.mean.item():g}, "
+                f"std={self.std.item():g}, pixels={self.pixels}")
 
 
 class FastDropout(nn.Dropout):
@@ -306,7 +357,12 @@ class MLP(nn.Sequential):
     """A fully-connected classifier built from an :class:`MLPSpec`.
 
     It is a plain :class:`torch.nn.Sequential`; ``model.spec`` holds the spec that
-    rebuilds it (used by :func:`fcnet.save_model` and checkpoints).
+    rebuilds it (used by :func:`fcnet.save_model` and checkpoints). After a layer is
+    replaced by hand (a new head for fine-tuning), :meth:`spec_mismatch` says how the
+    spec no longer describes the layers, and :func:`fcnet.save_model` refuses to save.
+
+    TorchScript (``torch.jit.script``, deprecated in torch) cannot compile the input
+    layer's checks; export through :func:`torch.export.export` or ONNX instead.
     """
 
     def __init__(self, spec: MLPSpec) -> None:
@@ -314,7 +370,7 @@ class MLP(nn.Sequential):
             raise TypeError(f"spec must be an MLPSpec, got {type(spec).__name__}")
         mean, std = spec.input_norm if spec.input_norm is not None else (0.0, 1.0)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
-        layers["input"] = InputAdapter(spec.in_features, mean, std)
+        layers["input"] = InputAdapter(spec.in_features, mean, std, pixels=spec.pixels)
         dropout = FastDropout if spec.fast_dropout else nn.Dropout
         if spec.input_dropout > 0:
             layers["drop0"] = dropout(spec.input_dropout)
@@ -343,6 +399,39 @@ class MLP(nn.Sequential):
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
+    def spec_mismatch(self) -> str | None:
+        """How :attr:`spec` fails to describe the current layers, or ``None`` if it does.
+
+        Compares the names and shapes of the state dict that :attr:`spec` builds with the
+        model's own (built on the meta device, so it costs no memory).
+        """
+        with torch.device("meta"):
+            expected = self.spec.build().state_dict()
+        actual = self.state_dict()
+        problems = []
+        for key in sorted(set(expected) | set(actual)):
+            if key not in actual:
+                problems.append(f"{key} missing")
+            elif key not in expected:
+                problems.append(f"{key} not in the spec")
+            elif tuple(expected[key].shape) != tuple(actual[key].shape):
+                problems.append(f"{key} has shape {tuple(actual[key].shape)}, the spec "
+                                f"gives {tuple(expected[key].shape)}")
+        return "; ".join(problems) or None
+
+    def record_input(self, dtype: torch.dtype, value_range: tuple[float, float]) -> None:
+        """Record what the model is trained on: the input dtype and the value range.
+
+        :meth:`fcnet.Trainer.fit` calls this; it updates :attr:`spec` (so the record is
+        saved with the model) and the input layer's pixel rule.
+        """
+        name = str(dtype).removeprefix("torch.")
+        self.spec = replace(self.spec, input_dtype=name,
+                            input_range=(float(value_range[0]), float(value_range[1])))
+        adapter = self[0]
+        if isinstance(adapter, InputAdapter):
+            adapter.pixels = self.spec.pixels
+
 
 def build_mlp(
     sizes: Sequence[int],
@@ -354,6 +443,7 @@ def build_mlp(
     input_norm: tuple[float, float] | None = None,
     input_dropout: float = 0.0,
     fast_dropout: bool = False,
+    seed: int | None = None,
 ) -> MLP:
     """Build a fully-connected classifier.
 
@@ -378,6 +468,9 @@ def build_mlp(
             the same method with other random masks, drawn ~4x faster on the CPU.
             Worth it for wide layers and large batches; a seeded run then differs
             from one with ``nn.Dropout``.
+        seed: Seed of the initial weights, drawn from a private generator: the global
+            RNG is left as it was. ``None`` draws them from torch's global generator
+            (seed it with :func:`torch.manual_seed` for reproducible weights).
 
     Returns:
         An :class:`MLP` (a :class:`torch.nn.Sequential`) that accepts ``(N, F)`` or
@@ -405,4 +498,9 @@ def build_mlp(
         input_dropout=input_dropout,
         fast_dropout=fast_dropout,
     )
-    return spec.build()
+    if seed is None:
+        return spec.build()
+    check_int("seed", seed, 0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return spec.build()

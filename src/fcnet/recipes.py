@@ -3,7 +3,7 @@
 A :class:`Recipe` is a frozen dataclass holding everything that defines a training run
 on Fashion-MNIST: architecture, loss, optimiser, schedule, split and model selection.
 :data:`RECIPES` holds the named recipes; the two seed recipes reproduce the reference
-notebook (see ``SEED.md``):
+notebook:
 
 - ``"baseline"``: 784-128-64-10, ReLU, dropout 0.25 after the first hidden layer,
   LogSoftmax + NLL, Adam at 3e-3, 25 epochs of batch 64 (notebook: 87.42% test). The
@@ -36,14 +36,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -51,11 +50,18 @@ from typing import Any
 
 import torch
 
-from fcnet._checks import check_choice, check_int, is_number
+from fcnet._checks import check_int, is_number
 from fcnet._device import select_device
 from fcnet._io import atomic_write_text
-from fcnet.callbacks import Callback, EarlyStopping, EpochLogger, WeightAveraging
-from fcnet.checkpoint import load_model, save_model
+from fcnet.callbacks import (
+    Callback,
+    DisableAugmentation,
+    EarlyStopping,
+    EpochLogger,
+    WeightAveraging,
+)
+from fcnet.checkpoint import save_model
+from fcnet.config import TrainerConfig
 from fcnet.data import (
     Compose,
     FashionMNIST,
@@ -64,15 +70,17 @@ from fcnet.data import (
     RandomShift,
     train_val_split,
 )
+from fcnet.exceptions import DatasetError
 from fcnet.metrics import accuracy, classification_report, confusion_matrix, per_class_accuracy
-from fcnet.models import MLP, MLPSpec
+from fcnet.models import MLP, MLPSpec, build_mlp
 from fcnet.plots import (
     plot_confusion_matrix,
     plot_history,
     plot_prediction,
     plot_predictions_grid,
 )
-from fcnet.trainer import LOSSES, OPTIMIZERS, SCHEDULERS, Trainer
+from fcnet.schedules import OneCycle, Schedule
+from fcnet.trainer import Trainer
 
 __all__ = [
     "DEFAULT_THREADS",
@@ -84,13 +92,9 @@ __all__ = [
     "run_recipe",
 ]
 
-_PRECISIONS = ("fp32", "bf16")
-
-#: CPU threads used by :func:`run_recipe` when ``threads=None`` (capped at the
-#: number of cores). Measured on the project's 2-core CPU at batch 64: a second thread
-#: made an epoch ~12% faster on an idle machine (1.30 against 1.47 s), but a step ~25x
-#: slower while another process used the cores (63 against 2.5 ms at load 2.6; see
-#: ``benchmarks/results/step_options.json`` and ``benchmarks/README.md``).
+#: CPU threads used by :func:`run_recipe` when neither the call nor the recipe names a
+#: number (capped at torch's setting): one thread keeps a run's speed steady when other
+#: work shares the cores (``benchmarks/results/step_options.json``).
 DEFAULT_THREADS = 1
 
 #: Files that :func:`run_recipe` writes into its output folder.
@@ -106,24 +110,7 @@ RUN_FILES = (
 )
 
 
-# --------------------------------------------------------------------------- checks
-
-
-def _check_float(name: str, value: Any, low: float, high: float, *, high_open: bool) -> float:
-    if not is_number(value):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    inside = low <= value < high if high_open else low <= value <= high
-    if not (math.isfinite(value) and inside):
-        bracket = ")" if high_open else "]"
-        raise ValueError(f"{name} must be in [{low:g}, {high:g}{bracket}, got {value!r}")
-    return value
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if not is_number(value) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-
+# --------------------------------------------------------------------------- recipes
 
 _AUGMENTS: dict[str, tuple[Callable[..., Callable], type, Any]] = {
     # name: (constructor, argument type, default argument)
@@ -135,9 +122,8 @@ _AUGMENTS: dict[str, tuple[Callable[..., Callable], type, Any]] = {
 
 def _parse_augment(text: str) -> list[Callable]:
     """Build the batch augmentation described by ``text``, e.g. ``"flip,shift:2"``."""
-    parts = [p.strip() for p in text.split(",")]
     augments = []
-    for part in parts:
+    for part in (p.strip() for p in text.split(",")):
         name, _, arg = part.partition(":")
         if name not in _AUGMENTS:
             raise ValueError(
@@ -149,213 +135,145 @@ def _parse_augment(text: str) -> list[Callable]:
             value = kind(arg) if arg else default
         except ValueError:
             raise ValueError(
-                f"augment {name!r} takes a {kind.__name__} value, got {arg!r} in {text!r}"
+                f"augment {name!r} takes a value of type {kind.__name__}, got {arg!r} in "
+                f"{text!r}"
             ) from None
         augments.append(make(value))
     return augments
 
 
-# --------------------------------------------------------------------------- recipes
-
-
 @dataclass(frozen=True)
 class Recipe:
-    """A complete, typed description of one training run on Fashion-MNIST.
+    """A training run on Fashion-MNIST as data: a model spec, the Trainer's settings, and
+    what the runner adds around them (augmentation, model selection, the split).
 
-    Every field is validated on construction; make variants with
-    :func:`dataclasses.replace` (``replace(RECIPES["deep"], epochs=50)``), which
-    validates again. :meth:`to_dict` gives plain JSON data, saved in every run's
-    ``metrics.json``, and :meth:`from_dict` rebuilds the recipe from it.
+    The network is :attr:`model` (an :class:`~fcnet.models.MLPSpec`) and the Trainer is
+    built from :attr:`training` (a :class:`~fcnet.trainer.TrainerConfig`) with
+    :meth:`fcnet.Trainer.from_config`; each validates its own fields, and the recipe
+    checks only the rules that join them. Variants come from
+    :func:`dataclasses.replace`, e.g. ``replace(r, training=replace(r.training,
+    epochs=50))``. :meth:`to_dict` gives plain JSON data, saved in every run's
+    ``metrics.json``; :meth:`from_dict` rebuilds the recipe from it.
 
     Model selection: with ``restore_best`` the weights of the epoch with the best
     ``monitor`` value are restored at the end; ``patience=None`` trains every epoch
-    (the notebook's policy), an integer stops after that many epochs without
-    improvement.
+    (the reference notebook's policy), an integer stops after that many epochs
+    without improvement.
     """
 
     name: str  # registry key, also the default output folder name
-    sizes: tuple[int, ...]  # layer widths: 784 input features first, 10 classes last
-    dropout: tuple[float, ...]  # dropout probability after each hidden layer (0: none)
-    lr: float  # peak learning rate (the constant rate without a scheduler)
-    epochs: int  # passes over the training split
-    batch_size: int = 64  # samples per optimisation step
-    activation: str = "relu"  # key of fcnet.models.ACTIVATIONS, after every hidden layer
-    norm: str | None = None  # None, "batch" or "layer", before each activation
-    output: str = "log_softmax"  # "logits" or "log_softmax" (the notebook's head)
-    loss: str = "nll"  # "nll" on log-probabilities or "cross_entropy" on logits
-    optimizer: str = "adam"  # "adam", "adamw" or "sgd" (Nesterov momentum 0.9)
-    weight_decay: float = 0.0  # L2 penalty per step (decoupled for "adamw")
-    scheduler: str | None = None  # None (constant lr), "onecycle", "cosine" or "step"
-    scheduler_kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)  # extras
-    label_smoothing: float = 0.0  # in [0, 1); needs loss="cross_entropy"
-    mixup: float = 0.0  # mixup's Beta(alpha, alpha) parameter; 0: off
-    augment: str | None = None  # batch augmentation, e.g. "flip,shift:2"; None: none
-    no_augment_epochs: int = 0  # the last epochs train without augment and mixup
-    input_norm: tuple[float, float] | None = (0.5, 0.5)  # (mean, std) on [0, 1] pixels
-    input_dropout: float = 0.0  # dropout probability on the input pixels (0: none)
-    fast_dropout: bool = False  # fcnet.models.FastDropout instead of nn.Dropout
+    model: MLPSpec  # the network (784 input features, 10 classes)
+    training: TrainerConfig  # optimiser, lr, epochs, batch size, loss, schedule, precision
+    augment: str | None = None  # batch augmentation, e.g. "flip,shift:1"; None: none
+    clean_epochs: int = 0  # the last epochs train without the augmentation
+    ema_decay: float | None = None  # weight averaging per step (WeightAveraging); None: off
     val_fraction: float = 0.2  # share of the 60,000 training images held out, stratified;
     # 0 trains on all of them (a refit of settings chosen on a split; no validation)
     restore_best: bool = True  # put back the weights of the best epoch at the end
     monitor: str = "val_loss"  # history key that ranks epochs for restore_best/patience
     patience: int | None = None  # epochs without improvement before stopping; None: never
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast of the forward pass)
-    ema_decay: float | None = None  # weight averaging per step (WeightAveraging); None: off
     threads: int | None = None  # CPU threads for run_recipe; None: DEFAULT_THREADS
-    distill_weight: float = 0.5  # share of the loss distilled from run_recipe's teachers
-    distill_temperature: float = 1.0  # softmax temperature of that distillation
-    reference_accuracy: float | None = None  # the notebook's test accuracy, a fraction
+    reference_accuracy: float | None = None  # the reference notebook's test accuracy
     description: str = ""  # one line for --list and the run's metrics
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError(f"name must be a non-empty str, got {self.name!r}")
-        # MLPSpec checks sizes, dropout, activation, norm, output, input_norm and
-        # input_dropout, and normalises them (tuples, one dropout float per layer).
-        spec = MLPSpec(
-            sizes=tuple(self.sizes) if isinstance(self.sizes, list) else self.sizes,
-            dropout=tuple(self.dropout) if isinstance(self.dropout, list) else self.dropout,
-            activation=self.activation,
-            norm=self.norm,
-            output=self.output,
-            input_norm=(
-                tuple(self.input_norm) if isinstance(self.input_norm, list) else self.input_norm
-            ),
-            input_dropout=self.input_dropout,
-            fast_dropout=self.fast_dropout,
-        )
-        object.__setattr__(self, "sizes", spec.sizes)
-        object.__setattr__(self, "dropout", spec.dropout)
-        object.__setattr__(self, "input_norm", spec.input_norm)
-        object.__setattr__(self, "input_dropout", spec.input_dropout)
-        _check_positive("lr", self.lr)
-        check_int("epochs", self.epochs, 1)
-        check_int("batch_size", self.batch_size, 1)
-        check_choice("loss", self.loss, LOSSES)
-        if self.loss == "nll" and self.output != "log_softmax":
+        if not isinstance(self.model, MLPSpec):
+            raise TypeError(f"model must be an MLPSpec, got {type(self.model).__name__}")
+        if not isinstance(self.training, TrainerConfig):
+            raise TypeError(f"training must be a TrainerConfig, got "
+                            f"{type(self.training).__name__}")
+        for key in ("optimizer", "loss", "scheduler"):
+            value = getattr(self.training, key)
+            if not (value is None and key == "scheduler" or isinstance(value, (str, Schedule))):
+                # A callable cannot be saved in metrics.json nor rebuilt by from_dict.
+                raise TypeError(f"training.{key} must be a name or a fcnet.schedules.Schedule "
+                                f"in a recipe (a recipe is data), got {value!r}")
+        if self.training.loss == "nll" and self.model.output != "log_softmax":
             # NLL on raw logits trains without error but optimises the wrong objective.
-            raise ValueError(
-                f"loss='nll' needs output='log_softmax', got output={self.output!r}; "
-                f"use loss='cross_entropy' with logits"
-            )
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        if not is_number(self.weight_decay) or not (
-            math.isfinite(self.weight_decay) and self.weight_decay >= 0
-        ):
-            raise ValueError(
-                f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}"
-            )
-        check_choice("scheduler", self.scheduler, (None, *SCHEDULERS))
-        if not isinstance(self.scheduler_kwargs, Mapping):
-            raise TypeError(
-                f"scheduler_kwargs must be a mapping, got {type(self.scheduler_kwargs).__name__}"
-            )
-        if self.scheduler_kwargs and self.scheduler is None:
-            raise ValueError(
-                f"scheduler_kwargs needs a scheduler, got scheduler=None and "
-                f"scheduler_kwargs={dict(self.scheduler_kwargs)!r}"
-            )
-        object.__setattr__(self, "scheduler_kwargs", dict(self.scheduler_kwargs))
-        _check_float("label_smoothing", self.label_smoothing, 0.0, 1.0, high_open=True)
-        if self.label_smoothing and self.loss != "cross_entropy":
-            raise ValueError(
-                f"label_smoothing needs loss='cross_entropy', got loss={self.loss!r}"
-            )
-        if not is_number(self.mixup) or not (math.isfinite(self.mixup) and self.mixup >= 0):
-            raise ValueError(f"mixup must be a finite number >= 0, got {self.mixup!r}")
+            raise ValueError(f"loss='nll' needs output='log_softmax', got output="
+                             f"{self.model.output!r}; use loss='cross_entropy' with logits")
         if self.augment is not None:
             if not isinstance(self.augment, str):
                 raise TypeError(f"augment must be a str or None, got {self.augment!r}")
             _parse_augment(self.augment)
-        check_int("no_augment_epochs", self.no_augment_epochs, 0)
-        if self.no_augment_epochs and self.augment is None and not self.mixup:
-            raise ValueError(
-                f"no_augment_epochs={self.no_augment_epochs} needs augment or mixup to turn off"
-            )
-        if self.no_augment_epochs >= self.epochs:
-            raise ValueError(
-                f"no_augment_epochs ({self.no_augment_epochs}) must be below epochs "
-                f"({self.epochs}), or the run never augments"
-            )
+        check_int("clean_epochs", self.clean_epochs, 0)
+        if self.clean_epochs and self.augment is None:
+            raise ValueError(f"clean_epochs={self.clean_epochs} needs an augment to turn off")
+        if self.clean_epochs >= self.training.epochs:
+            raise ValueError(f"clean_epochs ({self.clean_epochs}) must be below epochs "
+                             f"({self.training.epochs}), or the run never augments")
         val = self.val_fraction
         if not is_number(val) or not 0 <= val < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {val!r}")
+        if not isinstance(self.restore_best, bool):
+            raise TypeError(f"restore_best must be True or False, got {self.restore_best!r}")
         if val == 0 and (self.restore_best or self.patience is not None):
             raise ValueError(
                 "val_fraction=0 leaves no validation data to pick the best epoch or to stop "
-                "early; set restore_best=False and patience=None"
-            )
-        if not isinstance(self.restore_best, bool):
-            raise TypeError(f"restore_best must be True or False, got {self.restore_best!r}")
+                "early; set restore_best=False and patience=None")
         if not isinstance(self.monitor, str) or not self.monitor.startswith(("val_", "train_")):
-            raise ValueError(
-                f"monitor must be a history key such as 'val_loss' or 'val_accuracy', "
-                f"got {self.monitor!r}"
-            )
+            raise ValueError(f"monitor must be a history key such as 'val_loss' or "
+                             f"'val_accuracy', got {self.monitor!r}")
         if self.patience is not None:
             check_int("patience", self.patience, 0)
-        check_choice("precision", self.precision, _PRECISIONS)
         if self.ema_decay is not None:
             if not is_number(self.ema_decay) or not 0 < self.ema_decay < 1:
                 raise ValueError(f"ema_decay must be None or in (0, 1), got {self.ema_decay!r}")
             if self.restore_best:
                 raise ValueError(
                     "ema_decay and restore_best exclude each other: the averaged weights "
-                    "would replace the restored best epoch; set restore_best=False"
-                )
+                    "would replace the restored best epoch; set restore_best=False")
         if self.threads is not None:
             check_int("threads", self.threads, 1)
-        _check_float("distill_weight", self.distill_weight, 0.0, 1.0, high_open=False)
-        _check_positive("distill_temperature", self.distill_temperature)
-        if self.reference_accuracy is not None:
-            _check_float("reference_accuracy", self.reference_accuracy, 0.0, 1.0,
-                         high_open=False)
+        ref = self.reference_accuracy
+        if ref is not None and (not is_number(ref) or not 0 <= ref <= 1):
+            raise ValueError(f"reference_accuracy must be None or in [0, 1], got {ref!r}")
         if not isinstance(self.description, str):
             raise TypeError(f"description must be a str, got {self.description!r}")
 
     @property
-    def model_spec(self) -> MLPSpec:
-        """The :class:`~fcnet.models.MLPSpec` of this recipe's network."""
-        return MLPSpec(
-            sizes=self.sizes,
-            dropout=self.dropout,
-            activation=self.activation,
-            norm=self.norm,
-            output=self.output,
-            input_norm=self.input_norm,
-            input_dropout=self.input_dropout,
-            fast_dropout=self.fast_dropout,
-        )
+    def epochs(self) -> int:
+        """Epochs of the run (``training.epochs``)."""
+        return self.training.epochs
 
-    def build_model(self) -> MLP:
-        """Return a freshly initialised network (seed torch first for reproducibility)."""
-        return self.model_spec.build()
+    def with_epochs(self, epochs: int) -> Recipe:
+        """The same recipe for another number of epochs (its clean epochs kept)."""
+        return replace(self, training=replace(self.training, epochs=epochs))
+
+    def build_model(self, seed: int | None = None) -> MLP:
+        """A freshly initialised network; ``seed`` fixes its initial weights."""
+        return build_mlp(list(self.model.sizes), list(self.model.dropout),
+                         **{k: getattr(self.model, k) for k in _BUILD_FIELDS}, seed=seed)
 
     def make_augment(self) -> Callable | None:
-        """Return the batch augmentation described by :attr:`augment`, or ``None``."""
+        """The batch augmentation described by :attr:`augment`, or ``None``."""
         if self.augment is None:
             return None
         augments = _parse_augment(self.augment)
         return augments[0] if len(augments) == 1 else Compose(augments)
 
     def callbacks(self) -> list[Callback]:
-        """Return fresh callbacks for :attr:`ema_decay`, :attr:`restore_best`, :attr:`patience`."""
-        averaging: list[Callback] = (
-            [] if self.ema_decay is None else [WeightAveraging(decay=self.ema_decay)]
-        )
-        if not self.restore_best and self.patience is None:
-            return averaging
-        # A patience longer than the run never triggers: best-epoch restore, no early stop.
-        patience = self.epochs if self.patience is None else self.patience
-        return [
-            *averaging,
-            EarlyStopping(monitor=self.monitor, patience=patience, restore_best=self.restore_best),
-        ]
+        """Fresh callbacks for :attr:`clean_epochs`, :attr:`ema_decay`, :attr:`restore_best`
+        and :attr:`patience`."""
+        out: list[Callback] = []
+        if self.clean_epochs:
+            out.append(DisableAugmentation(self.clean_epochs))
+        if self.ema_decay is not None:
+            out.append(WeightAveraging(decay=self.ema_decay))
+        if self.restore_best or self.patience is not None:
+            # A patience longer than the run never triggers: best-epoch restore, no stop.
+            patience = self.epochs if self.patience is None else self.patience
+            out.append(EarlyStopping(monitor=self.monitor, patience=patience,
+                                     restore_best=self.restore_best))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the recipe as JSON-ready data (lists instead of tuples)."""
-        data = asdict(self)
-        data.update(self.model_spec.to_dict())  # the architecture fields, as JSON lists
+        """The recipe as JSON-ready data."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["model"] = self.model.to_dict()
+        data["training"] = self.training.to_dict()
         return data
 
     @classmethod
@@ -363,20 +281,24 @@ class Recipe:
         """Rebuild a recipe from :meth:`to_dict`'s output; unknown keys raise ValueError."""
         if not isinstance(data, Mapping):
             raise TypeError(f"recipe data must be a mapping, got {type(data).__name__}")
-        allowed = set(cls.__dataclass_fields__)
+        allowed = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ValueError(f"recipe has unknown fields {unknown}; allowed: {sorted(allowed)}")
-        return cls(**data)
+        kwargs = dict(data)
+        kwargs["model"] = MLPSpec.from_dict(kwargs["model"])
+        kwargs["training"] = TrainerConfig.from_dict(kwargs["training"])
+        return cls(**kwargs)
 
+
+# The build_mlp options that an MLPSpec holds besides sizes and dropout.
+_BUILD_FIELDS = ("activation", "norm", "output", "input_norm", "input_dropout", "fast_dropout")
 
 _BASELINE = Recipe(
     name="baseline",
-    sizes=(784, 128, 64, 10),
-    dropout=(0.25, 0.0),
-    lr=3e-3,
-    epochs=25,
-    batch_size=64,
+    model=MLPSpec(sizes=(784, 128, 64, 10), dropout=(0.25, 0.0), output="log_softmax",
+                  input_norm=(0.5, 0.5)),
+    training=TrainerConfig(optimizer="adam", lr=3e-3, epochs=25, batch_size=64, loss="nll"),
     reference_accuracy=0.8742,
     description="notebook baseline as it ran: 784-128-64-10, dropout 0.25 after the first "
     "hidden layer, Adam 3e-3, 25 epochs",
@@ -384,45 +306,38 @@ _BASELINE = Recipe(
 
 _BEST_SPLIT = Recipe(
     name="best_split",
-    sizes=(784, 1024, 1024, 1024, 10),
-    dropout=(0.3, 0.3, 0.3),
-    input_dropout=0.1,
-    activation="gelu",
-    norm="batch",
-    output="logits",
-    loss="cross_entropy",
-    label_smoothing=0.1,
-    optimizer="adamw",
-    lr=3e-3,
-    weight_decay=0.05,
-    scheduler="onecycle",
-    # 10% warm-up to 3e-3, cosine down to 3e-5; no momentum cycling (as in the study).
-    scheduler_kwargs={"pct_start": 0.1, "div_factor": 25.0, "final_div_factor": 4.0,
-                      "cycle_momentum": False},
-    epochs=60,
-    batch_size=512,
-    input_norm=(0.2860, 0.3530),  # mean and std of the training pixels in [0, 1]
+    model=MLPSpec(sizes=(784, 1024, 1024, 1024, 10), dropout=(0.3, 0.3, 0.3),
+                  input_dropout=0.1, activation="gelu", norm="batch", output="logits",
+                  input_norm=(0.2860, 0.3530)),  # mean and std of the training pixels
+    training=TrainerConfig(
+        optimizer="adamw", lr=3e-3, weight_decay=0.05, epochs=60, batch_size=512,
+        loss="cross_entropy", label_smoothing=0.1,
+        # 10% warm-up to 3e-3, cosine down to 3e-5, no momentum cycling.
+        scheduler=OneCycle(pct_start=0.1, div_factor=25.0, final_div_factor=4.0,
+                           cycle_momentum=False)),
     restore_best=False,
     ema_decay=0.999,
     description="pure MLP 784-1024x3-10, BatchNorm, GELU, dropout 0.3 (input 0.1), AdamW "
     "one-cycle, label smoothing 0.1, EMA 0.999, 60 epochs of batch 512 on the 48,000-image split",
 )
 
-# The tenth study's t1 refit (see RECIPES); best_budget and best_lean vary it.
+# best_split's settings refit on all 60,000 images for twice the schedule, random flips
+# and 1-pixel shifts until the last quarter; best_budget and best_lean vary it.
 _BEST_LONG = replace(
     _BEST_SPLIT,
     name="best_long",
+    model=replace(_BEST_SPLIT.model, fast_dropout=True),
+    training=replace(_BEST_SPLIT.training, epochs=96),
     val_fraction=0.0,
-    epochs=96,
     threads=2,
-    fast_dropout=True,
     augment="flip,shift:1",
-    no_augment_epochs=24,
+    clean_epochs=24,
     description="best's network on all 60,000 training images for 96 epochs: random "
     "flips and 1-pixel shifts, the last 24 epochs without them",
 )
 
-#: The named recipes. The seed recipes follow the reference notebook (``SEED.md``).
+#: The named recipes. The seed recipes follow the reference notebook; how
+#: the others were chosen, on the validation split, is told in the docs' results page.
 RECIPES: Mapping[str, Recipe] = MappingProxyType(
     {
         # The network the notebook trained, which made its 87.42%: the notebook meant
@@ -431,11 +346,10 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType(
         "baseline": _BASELINE,
         "deep": Recipe(
             name="deep",
-            sizes=(784, 392, 196, 98, 49, 10),
-            dropout=(0.25, 0.25, 0.25, 0.0),
-            lr=7e-4,
-            epochs=35,
-            batch_size=64,
+            model=MLPSpec(sizes=(784, 392, 196, 98, 49, 10), dropout=(0.25, 0.25, 0.25, 0.0),
+                          output="log_softmax", input_norm=(0.5, 0.5)),
+            training=TrainerConfig(optimizer="adam", lr=7e-4, epochs=35, batch_size=64,
+                                   loss="nll"),
             reference_accuracy=0.8865,
             description="notebook deep: 784-392-196-98-49-10, dropout 0.25 x3, Adam 7e-4, "
             "35 epochs",
@@ -445,63 +359,43 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType(
         "baseline_as_described": replace(
             _BASELINE,
             name="baseline_as_described",
-            dropout=(0.25, 0.25),
+            model=replace(_BASELINE.model, dropout=(0.25, 0.25)),
             description="the notebook's baseline as it was meant: dropout 0.25 after both "
             "hidden layers",
         ),
-        # Beyond the notebook: wide, batch-normalised, GELU, AdamW with a one-cycle
-        # schedule, label smoothing, input dropout and an EMA of the weights. Every
-        # setting was chosen on the 12,000-image validation split with this recipe
-        # (benchmarks/results/best_mlp_exploration.md).
+        # Wide, batch-normalised, GELU, AdamW one-cycle, label smoothing, input dropout
+        # and an EMA of the weights, every setting chosen on the validation split.
         "best_split": _BEST_SPLIT,
-        # The same settings refit on all 60,000 training images (sklearn's refit):
-        # 48 epochs of 60,000 images are as many samples (and steps) as 60 of 48,000,
-        # so the schedule stays that of the selected run. Two threads: alone on the
-        # 2-core machine an epoch runs ~1.27x faster than with one. FastDropout: the
-        # same dropout with masks drawn from NumPy instead of torch's one-at-a-time
-        # bernoulli_, which took a third of a 2-thread step (95 against 67 ms per
-        # step, alternating); its seeded runs differ from nn.Dropout's.
+        # The same settings refit on all 60,000 training images: 48 epochs of 60,000
+        # images are as many steps as 60 of 48,000. FastDropout: the same dropout with
+        # masks drawn faster on the CPU (other random draws than nn.Dropout's).
         "best": replace(
             _BEST_SPLIT,
             name="best",
+            model=replace(_BEST_SPLIT.model, fast_dropout=True),
+            training=replace(_BEST_SPLIT.training, epochs=48),
             val_fraction=0.0,
-            epochs=48,
             threads=2,
-            fast_dropout=True,
             description="best_split's settings refit on all 60,000 training images for "
             "48 epochs (as many steps as best_split's 60 epochs of 48,000), FastDropout",
         ),
-        # The tenth study's t1 refit: best's network and optimiser on twice the schedule,
-        # random flips and 1-pixel shifts for the first three quarters, then the last
-        # quarter on the images as they are. Chosen on the validation split with
-        # benchmarks/explore_best_mlp.py (120 epochs of 48,000 images, the last 30
-        # clean; benchmarks/results/tenth_study_rules.md); 96 epochs of 60,000 are as
-        # many steps, and 24 clean epochs the same share.
         "best_long": _BEST_LONG,
-        # best_long cut to the 15-minute budget at the machine's slow speed (~12 s an
-        # epoch with two threads, where best_long took 1,098 and 1,177 s): the eleventh
-        # study's t4, chosen on the validation split among the settings that fit 900 s
-        # (80 epochs of 48,000 images, the last 20 clean: +0.15 and +0.36 points over
-        # best_split's settings; benchmarks/results/eleventh_study_rules.md). 64 epochs
-        # of 60,000 are as many steps, and 16 clean epochs the same share.
+        # best_long's schedule cut to 64 epochs (the last 16 clean), chosen on the
+        # validation split among the settings that fit 15 minutes on a slow 2-core CPU.
         "best_budget": replace(
             _BEST_LONG,
             name="best_budget",
-            epochs=64,
-            no_augment_epochs=16,
-            description="best_long's schedule cut to 64 epochs to fit 15 minutes on a "
-            "slow 2-core CPU: random flips and 1-pixel shifts, the last 16 epochs without them",
+            training=replace(_BEST_LONG.training, epochs=64),
+            clean_epochs=16,
+            description="best_long's schedule cut to 64 epochs: random flips and 1-pixel "
+            "shifts, the last 16 epochs without them",
         ),
         # best_long with two hidden layers instead of three: 36% fewer multiply-adds per
-        # image, so the long schedule fits the budget at the slow speed. The eleventh
-        # study's t5: 120 epochs of 48,000 images, the last 30 clean, as good as
-        # best_long's t1 on the validation split (0.9202 / 0.9232 against 0.9196 /
-        # 0.9233; benchmarks/results/eleventh_study_rules.md).
+        # image, as good on the validation split.
         "best_lean": replace(
             _BEST_LONG,
             name="best_lean",
-            sizes=(784, 1024, 1024, 10),
-            dropout=(0.3, 0.3),
+            model=replace(_BEST_LONG.model, sizes=(784, 1024, 1024, 10), dropout=(0.3, 0.3)),
             description="best_long with two hidden layers of 1024 instead of three: 96 "
             "epochs, random flips and 1-pixel shifts, the last 24 epochs without them",
         ),
@@ -571,11 +465,11 @@ def _check_run_args(
     check_int("seed", seed, 0)
     if epochs is not None:
         check_int("epochs", epochs, 1)
-        if epochs <= recipe.no_augment_epochs:
+        if epochs <= recipe.clean_epochs:
             raise ValueError(
                 f"epochs={epochs} leaves recipe {recipe.name!r} no augmented epoch: it trains "
-                f"its last {recipe.no_augment_epochs} epochs without augmentation; pass more "
-                f"epochs, or a recipe made with dataclasses.replace(..., no_augment_epochs=...)"
+                f"its last {recipe.clean_epochs} epochs without augmentation; pass more "
+                f"epochs, or a recipe made with dataclasses.replace(..., clean_epochs=...)"
             )
     if limit_train is not None:
         total = FashionMNIST.split_sizes["train"]
@@ -595,50 +489,27 @@ def _check_run_args(
     return recipe, path
 
 
-def _load_teachers(teachers: Any) -> list[dict[str, Any]]:
-    """Load run_recipe's teachers: each a run folder (holding ``model``) or a model folder.
+def _load_data(data_root: Any) -> tuple[FashionMNIST, FashionMNIST]:
+    """The training and test sets, found where :func:`run_recipe` says.
 
-    Returns one dict per teacher: ``path``, ``model`` and, from a run folder's
-    ``metrics.json``, ``train_seconds`` and ``split`` (``None`` when unknown)."""
-    if isinstance(teachers, (str, bytes, os.PathLike)) or not isinstance(teachers, Sequence):
-        raise TypeError(f"teachers must be a sequence of paths, got {type(teachers).__name__}")
-    if not teachers:
-        raise ValueError("teachers is empty; pass None for no distillation")
-    loaded = []
-    for t in teachers:
-        if not isinstance(t, (str, os.PathLike)):
-            raise TypeError(f"each teacher must be a path, got {type(t).__name__} {t!r}")
-        path = Path(t).expanduser()
-        run = path if (path / "model").is_dir() else None
-        model = load_model(path / "model" if run is not None else path)
-        if (model.spec.in_features, model.spec.num_classes) != (784, 10):
-            raise ValueError(
-                f"teacher {str(path)!r} maps {model.spec.in_features} features to "
-                f"{model.spec.num_classes} classes; Fashion-MNIST needs 784 and 10"
-            )
-        info: dict[str, Any] = {"path": str(path), "model": model, "train_seconds": None,
-                                "split": None}
-        if run is not None and (run / "metrics.json").is_file():
-            metrics = json.loads((run / "metrics.json").read_text())
-            info["train_seconds"] = metrics.get("train_seconds")
-            info["split"] = (metrics.get("split") or {}).get("train")
-        loaded.append(info)
-    return loaded
-
-
-def _check_teacher_splits(teachers: list[dict[str, Any]], train: Any) -> None:
-    """A teacher that trained on images this run holds out would leak them into its
-    validation figures: with a split, every teacher must come from a run on the same
-    training images."""
-    # As metrics.json records it (JSON turns tuples into lists).
-    want = json.loads(json.dumps(getattr(train, "provenance", "all")))
-    for t in teachers:
-        if t["split"] != want:
-            raise ValueError(
-                f"teacher {t['path']!r} was not trained on this run's training split "
-                f"({t['split']!r} against {want!r}); with a validation split, teach only "
-                f"with runs of the same recipe split and seed, or refit (val_fraction=0)"
-            )
+    A given ``data_root`` must hold the files: nothing is downloaded into a folder the
+    caller named. A missing data set is a one-line FileNotFoundError (the search's full
+    report is its ``__cause__``).
+    """
+    download = data_root is None
+    try:
+        return (FashionMNIST(split="train", root=data_root, download=download),
+                FashionMNIST(split="test", root=data_root, download=download))
+    except FileNotFoundError as e:
+        if data_root is not None:
+            where = (f"data_root {str(data_root)!r} does not hold the Fashion-MNIST files "
+                     f"(train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+                     f"t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each raw or .gz)")
+            hint = "pass the folder that holds them, or none to search the usual places"
+        else:
+            where = "Fashion-MNIST was not found in the usual places and could not be downloaded"
+            hint = "pass data_root (--data-root) a folder holding the four files"
+        raise FileNotFoundError(f"{where}; {hint}") from e
 
 
 def _write_plots(out: Path, history: Any, cm: torch.Tensor, test: Any, pred: torch.Tensor,
@@ -667,7 +538,6 @@ def run_recipe(
     device: str | torch.device = "auto",
     overwrite: bool = False,
     quiet: bool = False,
-    teachers: Sequence[str | os.PathLike[str]] | None = None,
 ) -> dict[str, Any]:
     """Train ``recipe`` with one seed, test it once, and write the run into ``out_dir``.
 
@@ -692,8 +562,9 @@ def run_recipe(
         recipe: A :class:`Recipe` or the name of one in :data:`RECIPES`.
         out_dir: Folder for the run's files; created if missing.
         seed: Seeds the split, the initial weights, the batch order and dropout.
-        data_root: Folder holding the Fashion-MNIST files; ``None`` searches the usual
-            places (see :class:`fcnet.data.FashionMNIST`).
+        data_root: Folder holding the Fashion-MNIST files (nothing is downloaded into
+            it); ``None`` searches the usual places and downloads the files into the user
+            cache when they are nowhere (see :class:`fcnet.data.FashionMNIST`).
         epochs: Train for this many epochs instead of the recipe's.
         limit_train: Use a stratified, seeded subset of this many of the 60,000
             training images (before the split); for quick checks.
@@ -703,11 +574,6 @@ def run_recipe(
         device: ``"auto"`` (CUDA, then MPS, then CPU) or any torch device.
         overwrite: Allow a non-empty ``out_dir``.
         quiet: Print nothing.
-        teachers: Trained networks to distil from (see :class:`fcnet.Trainer`'s
-            ``teacher``), with the recipe's :attr:`Recipe.distill_weight` and
-            :attr:`Recipe.distill_temperature`: run folders written by this function
-            (their training time is added to the run's) or model folders. With a
-            validation split, each must be a run on the same training images.
 
     Returns:
         The contents of ``metrics.json``, plus ``"out_dir"``.
@@ -718,8 +584,8 @@ def run_recipe(
             message lists the known names).
         NotADirectoryError: ``out_dir`` (or a parent) exists as a file.
         FileExistsError: ``out_dir`` is not empty and ``overwrite`` is False.
-        FileNotFoundError: ``data_root`` does not exist, the data is not found, or a
-            teacher has no saved model.
+        FileNotFoundError: ``data_root`` does not exist, or the data is not found there.
+        DatasetError: A data file is malformed or does not match its published digest.
 
     Example:
         >>> result = run_recipe("baseline", out_dir="runs/b0", seed=0)  # doctest: +SKIP
@@ -728,9 +594,8 @@ def run_recipe(
     """
     recipe, out = _check_run_args(recipe, out_dir, seed, data_root, epochs, limit_train,
                                   threads, overwrite, quiet, device)
-    taught = _load_teachers(teachers) if teachers is not None else []
     if epochs is not None:
-        recipe = replace(recipe, epochs=epochs)
+        recipe = recipe.with_epochs(epochs)
     previous_threads = torch.get_num_threads()
     n_threads = threads
     if n_threads is None:  # the recipe's choice, else the default; never above the setting
@@ -740,8 +605,7 @@ def run_recipe(
     start = time.perf_counter()
     torch.set_num_threads(n_threads)
     try:
-        full = FashionMNIST(split="train", root=data_root)
-        test = FashionMNIST(split="test", root=data_root)
+        full, test = _load_data(data_root)
         pool: Any = full
         if limit_train is not None and limit_train < len(full):
             _, pool = train_val_split(full, val_fraction=limit_train / len(full), seed=seed)
@@ -749,44 +613,21 @@ def run_recipe(
             train, val = train_val_split(pool, val_fraction=recipe.val_fraction, seed=seed)
         else:  # a refit on every training image: nothing held out
             train, val = pool, None
-        if taught and val is not None:
-            _check_teacher_splits(taught, train)
 
-        torch.manual_seed(seed)  # the initial weights
-        model = recipe.build_model()
+        model = recipe.build_model(seed=seed)
         callbacks = recipe.callbacks()
         if not quiet:
             callbacks.append(EpochLogger())
-        trainer = Trainer(
-            model,
-            optimizer=recipe.optimizer,
-            lr=recipe.lr,
-            epochs=recipe.epochs,
-            batch_size=recipe.batch_size,
-            loss=recipe.loss,
-            callbacks=callbacks,
-            device=device,
-            seed=seed,
-            weight_decay=recipe.weight_decay,
-            label_smoothing=recipe.label_smoothing,
-            mixup=recipe.mixup,
-            scheduler=recipe.scheduler,
-            scheduler_kwargs=recipe.scheduler_kwargs,
-            precision=recipe.precision,
-            augment=recipe.make_augment(),
-            no_augment_epochs=recipe.no_augment_epochs,
+        trainer = Trainer.from_config(
+            model, replace(recipe.training, seed=seed), augment=recipe.make_augment(),
+            callbacks=callbacks, device=device,
             progress=False,  # EpochLogger already prints one line per epoch
-            teacher=[t["model"] for t in taught] or None,
-            distill_weight=recipe.distill_weight,
-            distill_temperature=recipe.distill_temperature,
         )
         say(
-            f"recipe {recipe.name}: sizes {list(recipe.sizes)}, dropout {list(recipe.dropout)}, "
-            f"{model.num_parameters:,} parameters; seed {seed}; {len(train)} train / "
-            f"{0 if val is None else len(val)} val / {len(test)} test; "
+            f"recipe {recipe.name}: sizes {list(recipe.model.sizes)}, dropout "
+            f"{list(recipe.model.dropout)}, {model.num_parameters:,} parameters; seed {seed}; "
+            f"{len(train)} train / {0 if val is None else len(val)} val / {len(test)} test; "
             f"device {trainer.device}, {n_threads} threads"
-            + (f"; distilling from {len(taught)} teachers (weight {recipe.distill_weight}, "
-               f"temperature {recipe.distill_temperature})" if taught else "")
         )
         fit_start = time.perf_counter()
         history = trainer.fit(train, val)
@@ -802,8 +643,8 @@ def run_recipe(
         # weight average, which no epoch's history entry describes).
         val_eval = trainer.evaluate(val) if val is not None else {"accuracy": None, "loss": None}
         # The test set is used here, once, after every training decision is made.
-        test_eval, test_out = trainer._evaluate(test)  # one pass: figures and predictions
-        proba = torch.softmax(test_out, dim=1).cpu()  # as predict_proba gives them
+        test_eval = trainer.evaluate(test, return_outputs=True)
+        proba = test_eval["probabilities"]
         pred = proba.argmax(1)
         classes = list(test.classes)
         cm = confusion_matrix(test.labels, pred, num_classes=len(classes))
@@ -837,13 +678,7 @@ def run_recipe(
             "wall_seconds": wall_seconds,
             "train_seconds": train_seconds,
             "threads": n_threads,
-            "teachers": [{"path": t["path"], "train_seconds": t["train_seconds"]}
-                         for t in taught],
-            # All the training behind this model: its own and its teachers'.
-            "total_train_seconds": (
-                None if any(t["train_seconds"] is None for t in taught)
-                else train_seconds + sum(t["train_seconds"] for t in taught)
-            ),
+            "cpu": _cpu_model(),
             "device": str(trainer.device),
             "torch_version": torch.__version__,
             "python_version": platform.python_version(),
@@ -885,15 +720,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true",
                         help="allow a non-empty output folder (replaces the run files)")
     parser.add_argument("--quiet", action="store_true", help="print only the final result")
-    parser.add_argument("--teachers", type=Path, nargs="+", metavar="RUN",
-                        help="distil from these trained runs (or model folders) with the "
-                        "recipe's distill_weight and distill_temperature")
-    parser.add_argument("--distill-weight", type=float, metavar="W",
-                        help="with --teachers: override the recipe's distill_weight")
-    parser.add_argument("--distill-temperature", type=float, metavar="T",
-                        help="with --teachers: override the recipe's distill_temperature")
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")
     return parser
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux), else what the platform module knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _default_out(name: str) -> Path:
@@ -935,14 +775,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                    threads=args.threads, overwrite=args.overwrite, quiet=args.quiet)
     recipe: Recipe | str = args.recipe
     try:
-        distill = {k: v for k, v in (("distill_weight", args.distill_weight),
-                                     ("distill_temperature", args.distill_temperature))
-                   if v is not None}
-        if distill and args.teachers is None:
-            raise ValueError("--distill-weight and --distill-temperature need --teachers")
-        if args.teachers is not None:
-            _load_teachers(args.teachers)
-            recipe = replace(get_recipe(args.recipe), **distill)
         for s, d in zip(seeds, dirs, strict=True):
             _check_run_args(recipe, d, s, device=args.device, **options)
         if multi and (out / "summary.json").exists() and not args.overwrite:
@@ -953,10 +785,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(e))
 
     results = []
-    for s, d in zip(seeds, dirs, strict=True):
-        result = run_recipe(recipe, out_dir=d, seed=s, device=args.device,
-                            teachers=args.teachers, **options)
-        results.append(result)
+    try:
+        for s, d in zip(seeds, dirs, strict=True):
+            results.append(run_recipe(recipe, out_dir=d, seed=s, device=args.device, **options))
+    except (FileNotFoundError, DatasetError) as e:  # missing or broken data: no traceback
+        message = " ".join(line.strip() for line in str(e).splitlines())
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        return 2
     if not multi:
         if args.quiet:
             print(f"test_accuracy={results[0]['test_accuracy']:.4f}")

@@ -1,203 +1,117 @@
 """The Trainer: fit, evaluate, predict and predict_proba for classifiers.
 
-The data set lives on the training device as one tensor; a batch is an index
-slice of a seeded permutation (:class:`fcnet.data.DeviceLoader`). Metrics are
-accumulated on the device, so a training step never waits for it.
+The data set lives on the training device as one tensor; a batch is an index slice of a
+seeded permutation (:class:`fcnet.data.DeviceLoader`). Metrics are accumulated on the
+device, so a training step never waits for it.
+
+The loop's pieces are public and meant to be overridden: :meth:`Trainer.forward`,
+:meth:`Trainer.compute_loss`, :meth:`Trainer.train_step` (forward, loss, backward,
+optimizer step) and :meth:`Trainer.predict_step`. Everything else a training method
+needs is a :class:`~fcnet.callbacks.Callback`. :meth:`Trainer.state_dict` holds all
+that an exact resume needs; :mod:`fcnet.checkpoint` only stores it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
-import random
 import secrets
 import signal
+import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fcnet._checks import check_int, is_number
+from fcnet import _inputs, _state, distributed
 from fcnet._device import flush_denormal, select_device
 from fcnet._fused import clear_grads, optimizer_step
-from fcnet.callbacks import Callback, ModelCheckpoint, ProgressBar
+from fcnet._rng import RngStream
+from fcnet.callbacks import Callback, ModelCheckpoint, ProgressBar, load_callback_states
+from fcnet.checkpoint import load_checkpoint
+from fcnet.config import LOSSES, PRECISIONS, LossFunction, OptimizerFactory, TrainerConfig
 from fcnet.data import DeviceLoader, to_tensors
-from fcnet.exceptions import NonFiniteLossError
+from fcnet.exceptions import CheckpointError, NonFiniteLossError
 from fcnet.history import History
-from fcnet.models import InputAdapter
+from fcnet.models import MLP, InputAdapter
+from fcnet.optim import OPTIMIZERS, build_optimizer
+from fcnet.schedules import Schedule
 
-__all__ = ["Trainer", "OPTIMIZERS", "SCHEDULERS", "LOSSES"]
+__all__ = ["LOSSES", "OPTIMIZERS", "PRECISIONS", "Trainer", "TrainerConfig"]
 
-#: Optimizer names accepted by :class:`Trainer`.
-OPTIMIZERS = ("adam", "adamw", "sgd")
-#: Learning-rate schedule names accepted by :class:`Trainer`.
-SCHEDULERS = ("onecycle", "cosine", "step")
-#: Loss names accepted by :class:`Trainer`.
-LOSSES = ("cross_entropy", "nll")
-_PRECISIONS = ("fp32", "bf16")
+#: The version of :meth:`Trainer.state_dict`'s layout.
+STATE_VERSION = 2
 
-OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
-SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
-
-
-def _check_name_or_callable(arg: str, value: Any, names: Sequence[str], other: str) -> None:
-    if isinstance(value, str):
-        if value not in names:
-            raise ValueError(
-                f"{arg} must be one of {', '.join(map(repr, names))} or {other}, got {value!r}"
-            )
-    elif not callable(value):
-        raise TypeError(f"{arg} must be a name or a callable, got {value!r}")
-
-
-def _check_nonneg_float(name: str, value: Any) -> float:
-    if not is_number(value):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def _as_float(x: torch.Tensor) -> torch.Tensor:
-    """Integer input as float32: ``uint8`` pixels scaled to ``[0, 1]``, others as they are."""
-    return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-
-
-def _check_teachers(teacher: Any) -> list[nn.Module]:
-    if teacher is None:
-        return []
-    teachers = [teacher] if isinstance(teacher, nn.Module) else teacher
-    if isinstance(teachers, (str, bytes)) or not isinstance(teachers, Sequence) or not teachers:
-        raise TypeError(
-            f"teacher must be None, a torch.nn.Module or a non-empty sequence of them, got "
-            f"{type(teacher).__name__}"
-        )
-    for t in teachers:
-        if not isinstance(t, nn.Module):
-            raise TypeError(f"teacher must be torch.nn.Module instances, got {type(t).__name__}")
-    return list(teachers)
-
-
-def _can_fuse(optimizer_cls: type[torch.optim.Optimizer], params: Sequence[torch.Tensor]) -> bool:
-    """Whether this torch has a fused step of ``optimizer_cls`` for ``params``.
-
-    Only CPU and CUDA tensors of float dtypes qualify (MPS fused steps are a prototype);
-    older torch versions without fused CPU kernels are detected through their own list.
-    """
-    if "fused" not in inspect.signature(optimizer_cls).parameters:
-        return False
-    try:
-        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
-    except ImportError:
-        return False
-    devices = set(_get_fused_kernels_supported_devices()) & {"cpu", "cuda"}
-    return bool(params) and all(
-        p.device.type in devices and p.is_floating_point() for p in params
-    )
 
 
 class Trainer:
     """Train and use a classifier that maps inputs to class scores.
 
     Args:
-        model: Any module returning ``(N, classes)`` scores: logits, or
-            log-probabilities for ``loss="nll"``. Models from :func:`fcnet.build_mlp`
-            take raw ``uint8`` images and carry their own preprocessing; for other
-            models, ``uint8`` inputs are scaled to ``[0, 1]`` and other dtypes are
-            converted to ``float32``.
-        optimizer: ``"adam"``, ``"adamw"``, ``"sgd"`` (with ``momentum`` and Nesterov),
-            or a factory ``params -> torch.optim.Optimizer`` (then ``lr`` and
-            ``weight_decay`` are only used by the named schedules). The named
-            optimizers use torch's fused step where torch has one; for Adam and AdamW
-            the Trainer calls its kernel itself, bit-identical to ``step()`` but
-            without ~0.2 ms of Python per step, unless hooks or options need torch's
-            own ``step()``. :attr:`optimizer` is a plain torch optimizer either way.
-        lr: Learning rate (the peak rate for ``"onecycle"``). ``0`` is allowed.
-        epochs: Number of passes over the training data.
+        model: Any module returning ``(N, classes)`` scores: logits, or log-probabilities
+            for ``loss="nll"``. Models from :func:`fcnet.build_mlp` carry their own
+            preprocessing (see :mod:`fcnet.models` for the input rule); other models get
+            ``uint8`` inputs scaled to ``[0, 1]`` and other dtypes as ``float32``.
+        optimizer: ``"adam"``, ``"adamw"``, ``"sgd"`` (Nesterov momentum 0.9) or a factory
+            ``params -> torch.optim.Optimizer`` (then ``lr`` and ``weight_decay`` only
+            reach the named schedules). The named optimizers use torch's fused step
+            where torch has one.
+        lr: Learning rate (the peak rate for ``"onecycle"``).
+        weight_decay: L2 penalty (decoupled for ``"adamw"``) on the weight matrices of the
+            named optimizers; biases and normalisation parameters are not decayed.
+        epochs: Passes over the training data in each :meth:`fit`.
         batch_size: Samples per optimisation step.
-        loss: ``"cross_entropy"`` on logits, ``"nll"`` on log-probabilities, or a
-            callable ``(outputs, targets) -> scalar loss``.
-        callbacks: :class:`fcnet.callbacks.Callback` instances, called in order.
-        device: ``"auto"`` (CUDA, then MPS, then CPU), or any torch device.
-        seed: Seeds data order, dropout and augmentation. With the same seed and the
-            same initial weights, a CPU run gives bit-identical weights. ``None``
-            draws a seed, recorded in ``history.meta["seed"]``.
-        weight_decay: L2 penalty (decoupled for ``"adamw"``) on the weight matrices of
-            the named optimizers. Biases and normalisation parameters (the 1-D
-            tensors) are not decayed, as in timm and most training recipes.
-        momentum: Momentum for ``"sgd"``.
+        loss: ``"cross_entropy"`` on logits, ``"nll"`` on log-probabilities, or a callable
+            ``(outputs, targets) -> loss``; for other objectives override
+            :meth:`compute_loss`.
         label_smoothing: Label smoothing in ``[0, 1)`` for ``"cross_entropy"``.
-        mixup: Mixup's ``alpha`` (``0``: off). Each training batch is replaced by
-            ``lam * x + (1 - lam) * x[perm]`` for a random pairing ``perm`` and
-            ``lam ~ Beta(alpha, alpha)``, and the loss by the same mix of the losses
-            against both labels (Zhang et al., 2018). ``lam`` and ``perm`` come from
-            torch's global generator, so ``seed`` fixes them. ``train_accuracy`` is
-            then measured against the unpermuted labels.
-        scheduler: ``None``, ``"onecycle"`` (per batch), ``"cosine"`` (per batch,
-            down to 0), ``"step"`` (per epoch: ``lr * gamma`` every ``step_size``
-            epochs), or a factory ``optimizer -> scheduler``.
-        scheduler_kwargs: Extra arguments for a named schedule, e.g.
-            ``{"step_size": 10, "gamma": 0.5}`` or ``{"pct_start": 0.25}``.
-        scheduler_interval: ``"epoch"`` or ``"batch"``: when a scheduler from a
-            factory is stepped. ``ReduceLROnPlateau`` is stepped with ``val_loss``
-            (or ``train_loss`` without validation data).
-        grad_clip: Clip the global gradient norm to this value (``None``: off).
-        sam: Radius ``rho`` of sharpness-aware minimisation (Foret et al., 2021;
-            ``0``: off). Each step then takes the gradient at the weights moved by
-            ``rho`` along the batch's normalised gradient, ``w + rho * g / ||g||``,
-            which costs a second forward and backward pass per step. BatchNorm
-            running statistics are updated by the first pass only; the reported loss
-            and accuracy are those of the first pass.
-        precision: ``"fp32"`` or ``"bf16"`` (autocast for the forward pass).
-        augment: Batch augmentation applied to training batches, e.g.
-            ``fcnet.data.RandomShift(2)``.
-        no_augment_epochs: The last this many epochs train on the batches as they
-            are, without ``augment`` and ``mixup`` (as YOLOX's last epochs do): a
-            network that learnt from shifted or mixed images then fits the images it
-            will be tested on, at the schedule's low final learning rates. ``0``: off;
-            otherwise ``augment`` or ``mixup`` must be on and it must be below
-            ``epochs``.
-        eval_batch_size: Batch size for validation, evaluate and predict.
-        drop_last: Drop the last incomplete training batch of each epoch.
-        progress: Add a :class:`~fcnet.callbacks.ProgressBar` (it draws only on a
-            terminal) unless one is in ``callbacks``.
-        teacher: A trained network, or a sequence of them, to distil from (Hinton et
-            al., 2015; ``None``: off). The loss becomes ``(1 - distill_weight)`` of the
-            label loss plus ``distill_weight`` times ``T ** 2`` times the KL divergence
-            from the teachers' mean class probabilities at temperature
-            ``T = distill_temperature`` to the model's, each taken on the batch as the
-            model sees it (after augmentation and mixup). The teachers run in
-            evaluation mode without gradients and are moved to ``device``; they must
-            return ``(N, classes)`` logits or log-probabilities for the same inputs. Without
-            ``augment`` and ``mixup`` their probabilities for the training set are
-            computed once per :meth:`fit` instead of at every step. Validation and
-            :meth:`evaluate` report the label loss alone.
-        distill_weight: The distillation term's share of the loss, in ``[0, 1]``.
-        distill_temperature: The softmax temperature ``T > 0`` of both sides of the
-            distillation term; above 1 it brings out the small probabilities the
-            teacher gives the wrong classes.
-        flush_denormal: During :meth:`fit`, treat denormal floats as zero on the
-            calling thread (see :func:`torch.set_flush_denormal`) and on torch's
-            intra-op worker threads (restarted so that they copy the setting, on
-            Linux with OpenMP); the previous setting is restored afterwards.
-            Operations on denormals are much slower on x86 CPUs, and Adam's
-            averages for dead units decay through that range: 8 epochs of the
-            baseline recipe took 12-22% less CPU time with flushing, with the same
-            validation accuracy.
+        class_weight: ``None``, ``"balanced"`` (each class weighed by ``n_samples /
+            (classes * count)`` of the training labels, as in scikit-learn) or one loss
+            factor per class. Sample weights come with the data: ``fit((X, y, w))``.
+        scheduler: ``None``, ``"onecycle"``, ``"cosine"``, ``"step"``, a
+            :class:`fcnet.schedules.Schedule` (e.g. ``OneCycle(pct_start=0.1)``), or a
+            callable ``optimizer -> scheduler`` stepped once per epoch. A schedule spans
+            one fit.
+        augment: Batch augmentation for training batches, e.g.
+            ``fcnet.data.RandomShift(2)``; it needs image-shaped inputs ``(N, H, W)`` or
+            ``(N, C, H, W)``. :class:`fcnet.callbacks.DisableAugmentation` turns it off
+            for the last epochs.
+        callbacks: :class:`fcnet.callbacks.Callback` instances, called in order (a
+            :class:`~fcnet.callbacks.ModelCheckpoint` after the others, so that it saves
+            their updated state, and first at the end of training).
+        device: ``"auto"`` (CUDA, then MPS, then CPU), or any torch device.
+        seed: Seeds the data order, dropout and augmentation, drawn from the Trainer's own
+            generators: the caller's global RNG state is left as it was. With the same
+            seed and the same initial weights (``build_mlp(..., seed=...)``), a CPU run
+            gives bit-identical weights. ``None`` draws a seed, recorded in
+            ``history.meta["seed"]``.
+        precision: ``"fp32"`` or ``"bf16"`` (autocast of the forward pass; the weights
+            stay float32).
+        progress: Add a :class:`~fcnet.callbacks.ProgressBar` unless one is in
+            ``callbacks``.
 
     Attributes:
-        history: The :class:`~fcnet.history.History` of the last (or current) fit.
+        config: The :class:`TrainerConfig` of the settings above.
+        history: The :class:`~fcnet.history.History` of every epoch trained so far.
         should_stop: Set to ``True`` (e.g. by a callback) to stop after this epoch.
-        epoch: Number of completed epochs.
-        optimizer: The torch optimizer of the current or last fit (``None`` before
-            the first); :meth:`fit` makes a new one each time.
+        epoch: Number of epochs completed, over every fit.
+        batch_in_epoch: Batches completed in the epoch under way.
+        final_epoch: The epoch at which the current (or last) fit ends.
+        batches_per_epoch: Optimisation steps per epoch of the current fit.
+        has_validation: Whether the current fit has validation data.
+        augmenting: Whether this epoch's batches are augmented (callbacks may clear it in
+            ``on_epoch_begin``).
+        optimizer: The torch optimizer (``None`` before the first fit).
+        scheduler: The torch scheduler of the current fit, or ``None``.
+        eval_batch_size: Batch size of validation, evaluate and predict.
     """
+
+    eval_batch_size: int = 1024
 
     def __init__(
         self,
@@ -205,447 +119,582 @@ class Trainer:
         *,
         optimizer: str | OptimizerFactory = "adam",
         lr: float = 1e-3,
+        weight_decay: float = 0.0,
         epochs: int = 10,
         batch_size: int = 64,
-        loss: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = "cross_entropy",
+        loss: str | LossFunction = "cross_entropy",
+        label_smoothing: float = 0.0,
+        class_weight: Any = None,
+        scheduler: Any = None,
+        augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
         callbacks: Sequence[Callback] = (),
         device: str | torch.device = "auto",
         seed: int | None = None,
-        weight_decay: float = 0.0,
-        momentum: float = 0.9,
-        label_smoothing: float = 0.0,
-        mixup: float = 0.0,
-        scheduler: str | SchedulerFactory | None = None,
-        scheduler_kwargs: Mapping[str, Any] | None = None,
-        scheduler_interval: str = "epoch",
-        grad_clip: float | None = None,
-        sam: float = 0.0,
         precision: str = "fp32",
-        augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
-        no_augment_epochs: int = 0,
-        eval_batch_size: int = 1024,
-        drop_last: bool = False,
         progress: bool = True,
-        teacher: nn.Module | Sequence[nn.Module] | None = None,
-        distill_weight: float = 0.5,
-        distill_temperature: float = 1.0,
-        flush_denormal: bool = True,
     ) -> None:
+        config = TrainerConfig(optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+                               epochs=epochs, batch_size=batch_size, loss=loss,
+                               label_smoothing=label_smoothing, class_weight=class_weight,
+                               scheduler=scheduler,
+                               precision=precision, seed=seed)
+        self._setup(model, config, augment, callbacks, device, progress)
+
+    @classmethod
+    def from_config(cls, model: nn.Module, config: TrainerConfig, *,
+                    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+                    callbacks: Sequence[Callback] = (), device: str | torch.device = "auto",
+                    progress: bool = True) -> Trainer:
+        """A Trainer with the settings of ``config`` (a recipe's, for example)."""
+        if not isinstance(config, TrainerConfig):
+            raise TypeError(f"config must be a TrainerConfig, got {type(config).__name__}")
+        trainer = cls.__new__(cls)
+        trainer._setup(model, config, augment, callbacks, device, progress)
+        return trainer
+
+    def _setup(self, model: Any, config: TrainerConfig, augment: Any, callbacks: Any,
+               device: Any, progress: Any) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        _check_name_or_callable("optimizer", optimizer, OPTIMIZERS,
-                                "a factory params -> Optimizer")
-        self.lr = _check_nonneg_float("lr", lr)
-        self.epochs = check_int("epochs", epochs, 1)
-        self.batch_size = check_int("batch_size", batch_size, 1)
-        self.eval_batch_size = check_int("eval_batch_size", eval_batch_size, 1)
-        _check_name_or_callable("loss", loss, LOSSES, "a callable")
-        label_smoothing = _check_nonneg_float("label_smoothing", label_smoothing)
-        if label_smoothing >= 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
-        mixup = _check_nonneg_float("mixup", mixup)
-        if label_smoothing and loss != "cross_entropy":
-            raise ValueError(
-                f"label_smoothing needs loss='cross_entropy', got loss={loss!r}"
-            )
+        if augment is not None and not callable(augment):
+            raise TypeError(f"augment must be a callable aug(x, generator) or None, got "
+                            f"{augment!r}")
         if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):
             raise TypeError("callbacks must be a sequence of Callback instances")
         callbacks = list(callbacks)
         for cb in callbacks:
             if not isinstance(cb, Callback):
-                raise TypeError(
-                    f"callbacks must be fcnet.callbacks.Callback instances, got "
-                    f"{type(cb).__name__}"
-                )
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"seed must be an int or None, got {seed!r}")
-        if seed is not None and not 0 <= seed < 2**63:
-            raise ValueError(f"seed must be in [0, 2**63), got {seed!r}")
-        if isinstance(scheduler, str):
-            if scheduler not in SCHEDULERS:
-                raise ValueError(
-                    f"scheduler must be None, one of {', '.join(map(repr, SCHEDULERS))} or "
-                    f"a factory optimizer -> scheduler, got {scheduler!r}"
-                )
-        elif scheduler is not None and not callable(scheduler):
-            raise TypeError(f"scheduler must be None, a name or a callable, got {scheduler!r}")
-        if scheduler_interval not in ("epoch", "batch"):
-            raise ValueError(
-                f"scheduler_interval must be 'epoch' or 'batch', got {scheduler_interval!r}"
-            )
-        if grad_clip is not None:
-            grad_clip = _check_nonneg_float("grad_clip", grad_clip)
-            if grad_clip == 0:
-                raise ValueError("grad_clip must be > 0 or None, got 0")
-        sam = _check_nonneg_float("sam", sam)
-        if precision not in _PRECISIONS:
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-        if augment is not None and not callable(augment):
-            raise TypeError(f"augment must be a callable or None, got {augment!r}")
-        no_augment_epochs = check_int("no_augment_epochs", no_augment_epochs, 0)
-        if no_augment_epochs and augment is None and not mixup:
-            raise ValueError(
-                f"no_augment_epochs={no_augment_epochs} needs augment or mixup to turn off"
-            )
-        if no_augment_epochs >= self.epochs:
-            raise ValueError(
-                f"no_augment_epochs must be below epochs ({self.epochs}), got "
-                f"{no_augment_epochs}: the run would never augment"
-            )
-        teachers = _check_teachers(teacher)
-        if any(t is model for t in teachers):
-            raise ValueError("the teacher must be another network than the model it teaches")
-        distill_weight = _check_nonneg_float("distill_weight", distill_weight)
-        if distill_weight > 1:
-            raise ValueError(f"distill_weight must be in [0, 1], got {distill_weight!r}")
-        distill_temperature = _check_nonneg_float("distill_temperature", distill_temperature)
-        if distill_temperature == 0:
-            raise ValueError("distill_temperature must be > 0, got 0")
-
+                raise TypeError(f"callbacks must be fcnet.callbacks.Callback instances, got "
+                                f"{type(cb).__name__}")
+        if not isinstance(progress, bool):
+            raise TypeError(f"progress must be True or False, got {progress!r}")
+        if progress and not any(isinstance(cb, ProgressBar) for cb in callbacks):
+            callbacks.append(ProgressBar())
+        self.config = config
         self.device = select_device(device)
         self.model = model.to(self.device)
-        self.optimizer_spec = optimizer
-        self.loss_spec = loss
-        self.callbacks: list[Callback] = callbacks
-        if progress and not any(isinstance(cb, ProgressBar) for cb in callbacks):
-            self.callbacks.append(ProgressBar())
-        self.seed = seed
-        self.weight_decay = _check_nonneg_float("weight_decay", weight_decay)
-        self.momentum = _check_nonneg_float("momentum", momentum)
-        self.label_smoothing = label_smoothing
-        self.mixup = mixup
-        self.scheduler_spec = scheduler
-        self.scheduler_kwargs = dict(scheduler_kwargs or {})
-        self.scheduler_interval = scheduler_interval
-        self.grad_clip = grad_clip
-        self.sam = sam
-        self.precision = precision
         self.augment = augment
-        self.no_augment_epochs = no_augment_epochs
-        self._augmenting = True  # False in the last no_augment_epochs epochs of a fit
-        self.drop_last = bool(drop_last)
-        self.flush_denormal = bool(flush_denormal)
-        self.teachers: list[nn.Module] = [t.to(self.device) for t in teachers]
-        self.distill_weight = distill_weight
-        self.distill_temperature = distill_temperature
-        self._soft: torch.Tensor | None = None
-
+        self.callbacks: list[Callback] = callbacks
         self.history = History()
         self.should_stop = False
         self.epoch = 0
+        self.batch_in_epoch = 0
+        self.final_epoch = 0
+        self.batches_per_epoch = 0
+        self.has_validation = False
+        self.augmenting = True
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: Any = None
-        self.has_validation = False
-        self.batches_per_epoch = 0
+        self.seed_used: int | None = None
+        self._rng: RngStream | None = None
+        self._fit_start_epoch = 0
+        self._pending: dict[str, Any] | None = None  # a loaded state for the next fit
+        self._data_info: dict[str, Any] = {}
+        self._val: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
+        self._weights: torch.Tensor | None = None
+        self.class_weights: torch.Tensor | None = None
+        self._acc = self._zero_accumulators()
+        self._interrupted = False
+        self._warned_untrained = False
+        self._plain_steps = 0
+        self._group: distributed.Group | None = None
+        self._ddp: nn.Module | None = None
+        self._grad_scale = 1.0
 
-    # ------------------------------------------------------------------ input checks
-    def _model_io(self) -> tuple[int | None, int | None]:
-        spec = getattr(self.model, "spec", None)
-        if spec is not None and hasattr(spec, "in_features"):
-            return spec.in_features, spec.num_classes
-        return None, None
+    # ------------------------------------------------------------------ settings
+    @property
+    def epochs(self) -> int:
+        """Epochs per fit (``config.epochs``)."""
+        return self.config.epochs
 
-    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        return self._prepare_for(self.model, x)
+    @property
+    def batch_size(self) -> int:
+        """Samples per optimisation step (``config.batch_size``)."""
+        return self.config.batch_size
 
-    @staticmethod
-    def _prepare_for(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        # fcnet models carry their preprocessing (InputAdapter); others get float input.
-        if x.is_floating_point() or isinstance(next(iter(module.children()), None), InputAdapter):
-            return x
-        return _as_float(x)
+    @property
+    def rank(self) -> int:
+        """This process's rank in a distributed fit (0 otherwise)."""
+        return 0 if self._group is None else self._group.rank
 
-    def _probe(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """``module``'s outputs for the first two inputs, in evaluation mode (its mode is
-        restored), to check a network against the data before any training."""
-        was_training = module.training
-        module.eval()
-        try:
-            with torch.no_grad():
-                return module(self._prepare_for(module, x[:2].to(self.device)))
-        finally:
-            module.train(was_training)
+    @property
+    def world_size(self) -> int:
+        """Number of processes of the current fit (1 unless under torchrun)."""
+        return 1 if self._group is None else self._group.world_size
 
-    def _check_inputs(self, x: torch.Tensor, name: str) -> None:
-        if x.dim() == 0 or x.shape[0] == 0:
-            raise ValueError(f"{name} is empty: got inputs of shape {tuple(x.shape)}")
-        if not (x.is_floating_point() or x.dtype in (torch.uint8, torch.int8, torch.int16,
-                                                     torch.int32, torch.int64)):
-            raise TypeError(f"{name} inputs must be numeric, got dtype {x.dtype}")
-        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-            bad = int((~torch.isfinite(x)).sum())
-            raise ValueError(f"{name} inputs contain {bad} NaN or infinite values")
-        in_features, _ = self._model_io()
-        if in_features is not None:
-            per_sample = math.prod(x.shape[1:]) if x.dim() > 1 else x.shape[0]
-            if per_sample != in_features:
-                raise ValueError(
-                    f"{name} inputs have {per_sample} features per sample (shape "
-                    f"{tuple(x.shape)}), but the model expects {in_features}"
-                )
+    @property
+    def is_global_zero(self) -> bool:
+        """Whether this process writes files and prints: rank 0, or the only process."""
+        return self.rank == 0
 
-    def _infer_num_classes(self, x: torch.Tensor, name: str) -> int:
-        _, classes = self._model_io()
-        if classes is not None:
-            return classes
-        try:
-            out = self._probe(self.model, x)
-        except (RuntimeError, ValueError) as e:
-            raise ValueError(
-                f"{name} inputs of shape {tuple(x.shape)} do not fit the model: {e}"
-            ) from e
-        if out.dim() != 2:
-            raise ValueError(
-                f"the model must return (N, classes) scores, got output of shape "
-                f"{tuple(out.shape)} for {name} inputs of shape {tuple(x[:2].shape)}"
-            )
-        return out.shape[1]
+    @property
+    def metric_names(self) -> list[str]:
+        """The keys every epoch's history entry of the next fit will hold.
 
-    def _check_labels(self, y: torch.Tensor, num_classes: int, name: str) -> None:
-        if y.dim() != 1:
-            raise ValueError(f"{name} labels must be 1-D, got shape {tuple(y.shape)}")
-        if y.is_floating_point() or y.dtype == torch.bool:
-            raise TypeError(f"{name} labels must be integers, got dtype {y.dtype}")
-        lo, hi = int(y.min()), int(y.max())
-        if lo < 0 or hi >= num_classes:
-            raise ValueError(
-                f"{name} labels must be in [0, {num_classes - 1}] for a model with "
-                f"{num_classes} outputs, got labels in [{lo}, {hi}]"
-            )
+        The Trainer's own, then those the callbacks declare in their ``provides``.
+        """
+        names = ["epoch", "train_loss", "train_accuracy"]
+        if self.has_validation:
+            names += ["val_loss", "val_accuracy"]
+        names += ["lr", "seconds"]
+        for cb in self.callbacks:
+            names += [n for n in cb.provides if n not in names]
+        return names
 
-    def _tensors(self, data: Any, name: str) -> tuple[torch.Tensor, torch.Tensor, int]:
-        x, y = to_tensors(data, name=name)
-        if x.shape[0] != y.shape[0]:
-            raise ValueError(
-                f"{name} has {x.shape[0]} inputs but {y.shape[0]} labels; they must match"
-            )
-        self._check_inputs(x, name)
-        classes = self._infer_num_classes(x, name)
-        self._check_labels(y, classes, name)
-        return x, y.long(), classes
-
-    def _as_input(self, x: Any) -> torch.Tensor:
-        if isinstance(x, np.ndarray):
-            x = torch.from_numpy(np.ascontiguousarray(x))
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch.Tensor or numpy array, got {type(x).__name__}")
-        if x.dtype == torch.float64:
-            x = x.float()
-        self._check_inputs(x, "x")
-        return x
-
-    # ------------------------------------------------------------------ building blocks
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        spec = self.optimizer_spec
-        if callable(spec):
-            opt = spec(params)
-            if not isinstance(opt, torch.optim.Optimizer):
-                raise TypeError(
-                    f"the optimizer factory must return a torch.optim.Optimizer, got "
-                    f"{type(opt).__name__}"
-                )
-            return opt
-        cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[spec]
-        kwargs: dict[str, Any] = {"lr": self.lr, "weight_decay": self.weight_decay}
-        groups: Any = params
-        if self.weight_decay > 0:
-            # Decaying biases and norm scales only pulls them towards 0 for no gain.
-            groups = [{"params": [p for p in params if p.ndim > 1]},
-                      {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
-            groups = [g for g in groups if g["params"]]
-        if spec == "sgd":
-            kwargs.update(momentum=self.momentum, nesterov=self.momentum > 0)
-        if _can_fuse(cls, params):
-            # One fused kernel per step instead of ~10 small ops per tensor: an Adam step
-            # costs ~2.5-3x less on the CPU (benchmarks/README.md). The result differs
-            # from the default step only by floating-point rounding.
-            kwargs["fused"] = True
-        return cls(groups, **kwargs)
-
-    def _make_scheduler(self, optimizer: torch.optim.Optimizer, steps: int) -> tuple[Any, str]:
-        spec, kw = self.scheduler_spec, dict(self.scheduler_kwargs)
-        if spec is None:
-            return None, "epoch"
-        if callable(spec):
-            return spec(optimizer), self.scheduler_interval
-        if spec == "onecycle":
-            kw.setdefault("max_lr", self.lr)
-            kw.setdefault("total_steps", self.epochs * steps)
-            return torch.optim.lr_scheduler.OneCycleLR(optimizer, **kw), "batch"
-        if spec == "cosine":
-            kw.setdefault("T_max", self.epochs * steps)
-            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, **kw), "batch"
-        kw.setdefault("step_size", max(1, self.epochs // 3))
-        kw.setdefault("gamma", 0.1)
-        return torch.optim.lr_scheduler.StepLR(optimizer, **kw), "epoch"
-
-    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        out = out.float()
-        if self.loss_spec == "cross_entropy":
-            return F.cross_entropy(out, y, label_smoothing=self.label_smoothing)
-        if self.loss_spec == "nll":
-            return F.nll_loss(out, y)
-        return self.loss_spec(out, y)
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.precision == "bf16":
+    # ------------------------------------------------------------------ the step
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The autocast context of :attr:`config`'s precision (a no-op for fp32)."""
+        if self.config.precision == "bf16":
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _call(self, hook: str, *args: Any) -> None:
-        callbacks = self.callbacks
-        if any(isinstance(cb, ModelCheckpoint) for cb in callbacks):
-            # A checkpoint must hold the state after every other callback has updated it
-            # (EarlyStopping's counter), and the final training state before any callback
-            # changes the weights at the end (EarlyStopping's restore_best); else resuming
-            # from it would not be exact.
-            ckpts = [cb for cb in callbacks if isinstance(cb, ModelCheckpoint)]
-            others = [cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)]
-            callbacks = ckpts + others if hook == "on_train_end" else others + ckpts
-        for cb in callbacks:
-            getattr(cb, hook)(self, *args)
+    def prepare(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The inputs as the model takes them: as they are for an fcnet model (it carries
+        its preprocessing), ``uint8`` scaled to ``[0, 1]`` and the rest as float for others."""
+        if inputs.is_floating_point() or isinstance(
+                next(iter(self.model.children()), None), InputAdapter):
+            return inputs
+        return inputs.float() / 255.0 if inputs.dtype == torch.uint8 else inputs.float()
 
-    def _seed_everything(self, seed: int) -> None:
-        torch.manual_seed(seed)
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The model's outputs for a batch, under the configured autocast.
 
-    # ------------------------------------------------------------------ fit
-    def fit(self, train: Any, val: Any = None, *, resume_from: Any = None) -> History:
-        """Train the model and return its :class:`~fcnet.history.History`.
+        In a distributed fit, steps with gradients go through the
+        ``DistributedDataParallel`` wrapper, which averages the gradients of the ranks.
+        """
+        model = self.model
+        if self._ddp is not None and torch.is_grad_enabled():
+            model = self._ddp
+        with self.autocast():
+            return model(self.prepare(inputs))
 
-        Each call starts a fresh optimizer, schedule and history from the model's
-        current weights; to continue an interrupted run exactly, use ``resume_from``.
+    def compute_loss(self, outputs: torch.Tensor, targets: torch.Tensor,
+                     weights: torch.Tensor | None = None) -> torch.Tensor:
+        """The loss of a batch: the configured loss on float32 outputs.
 
-        Args:
-            train: An fcnet dataset, a torch ``Dataset`` of ``(x, y)`` pairs, or an
-                ``(X, y)`` pair of tensors or numpy arrays.
-            val: Validation data in the same forms, evaluated after every epoch.
-            resume_from: A checkpoint file or folder written by
-                :class:`fcnet.callbacks.ModelCheckpoint`; training continues from
-                that exact point.
+        With class weights (``class_weight``) or sample ``weights`` it is the weighted
+        mean ``sum(w_i * loss_i) / sum(w_i)``, where ``w_i`` is the sample's weight times
+        its class's. Override it for another objective; :meth:`evaluate` and validation
+        report it too.
+        """
+        outputs = outputs.float()
+        loss, cw = self.config.loss, self.class_weights
+        if not isinstance(loss, str):
+            return loss(outputs, targets)
+        if weights is None and cw is None:
+            if loss == "cross_entropy":
+                return F.cross_entropy(outputs, targets,
+                                       label_smoothing=self.config.label_smoothing)
+            return F.nll_loss(outputs, targets)
+        if loss == "cross_entropy":
+            per = F.cross_entropy(outputs, targets, label_smoothing=self.config.label_smoothing,
+                                  reduction="none")
+        else:
+            per = F.nll_loss(outputs, targets, reduction="none")
+        w = torch.ones_like(per) if cw is None else cw[targets]
+        if weights is not None:
+            w = w * weights
+        return (per * w).sum() / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Clear the gradients, backpropagate ``loss``, then call ``on_after_backward``.
 
         Raises:
-            ValueError: bad data (length mismatch, wrong feature count, labels outside
-                the model's classes, NaN or infinite inputs, empty data), checked
-                before any training step.
-            NonFiniteLossError: the loss became NaN or infinite.
+            NonFiniteLossError: the loss is NaN or infinite (checked at every step on
+                the CPU, where reading it is free; once per epoch elsewhere).
         """
-        x, y, classes = self._tensors(train, "train")
-        xv = yv = None
-        if val is not None:
-            xv, yv, _ = self._tensors(val, "val")
-            self._check_labels(yv, classes, "val")
-        self.has_validation = xv is not None
-        self._check_teacher_outputs(x, classes)
-        # Split provenance (train_val_split subsets), recorded in and checked by checkpoints.
-        self._data_provenance = {"train": getattr(train, "provenance", None),
-                                 "val": getattr(val, "provenance", None)}
+        if self.device.type == "cpu" and not math.isfinite(loss.item()):
+            raise NonFiniteLossError(
+                f"the training loss became {loss.item()} at epoch {self.epoch + 1}, batch "
+                f"{self.batch_in_epoch}; lower the learning rate or check the data")
+        clear_grads(self.optimizer)
+        # In a distributed fit each rank's mean loss is scaled by its share of the global
+        # batch, so that the ranks' averaged gradient is that of the global batch's mean.
+        (loss if self._grad_scale == 1.0 else loss * self._grad_scale).backward()
+        self._call("on_after_backward")
 
-        state = None
-        if resume_from is not None:
-            from fcnet.checkpoint import load_training_state
-
-            state = load_training_state(resume_from)
-
-        seed = self.seed if self.seed is not None else secrets.randbits(62)
-        if state is not None:
-            seed = int(state["seed"])
-        self._seed_used = seed
-        self._seed_everything(seed)
-        loader = DeviceLoader(
-            x, y, self.batch_size, shuffle=True, drop_last=self.drop_last, seed=seed,
-            augment=self.augment, device=self.device,
-        )
-        self._val = None
-        if xv is not None:
-            self._val = (xv.to(self.device), yv.to(self.device))
-        self.batches_per_epoch = len(loader)
-        self.optimizer = self._make_optimizer()
-        self.scheduler, self._sched_interval = self._make_scheduler(self.optimizer, len(loader))
-        self.history = History(meta={"seed": seed})
-        self.should_stop = False
-        self.epoch = 0
-        self._batch_in_epoch = 0
-        self._acc = self._zero_accumulators()
-        if state is not None:
-            self._call_begin_then_restore(state, x, y)
+    def optimizer_step(self) -> None:
+        """Update the weights, and step a per-batch schedule."""
+        if self._plain_steps:
+            # torch's own step first in each fit: it creates a new optimizer's state and
+            # tells a new scheduler that the optimizer has stepped. Same result.
+            self._plain_steps -= 1
+            self.optimizer.step()
         else:
-            self._call("on_train_begin")
-        self._loader = loader
-        teacher_modes = [t.training for t in self.teachers]
+            optimizer_step(self.optimizer)
+        if self.scheduler is not None and self._sched_interval == "batch":
+            self.scheduler.step()
+
+    def train_step(self, inputs: torch.Tensor, targets: torch.Tensor,
+                   weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One optimisation step on a batch: forward, loss, backward, optimizer step.
+
+        ``weights`` (the batch's sample weights) is passed only when the data has them,
+        so an override that takes two arguments serves unweighted data.
+
+        Returns:
+            The batch's loss and the outputs, both detached; the outputs give the
+            epoch's ``train_accuracy`` (return ``None`` to leave it out).
+        """
+        outputs = self.forward(inputs)
+        loss = self._loss_of(outputs, targets, weights)
+        self.backward(loss)
+        self.optimizer_step()
+        return loss.detach(), outputs.detach()
+
+    def predict_step(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The model's float32 outputs for a batch, in evaluation (no-grad) mode."""
+        return self.forward(inputs).float()
+
+    # ------------------------------------------------------------------ data checks
+    def _probe(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        """The model's outputs for two samples in evaluation mode (its mode is restored)."""
+        was_training = self.model.training
+        self.model.eval()
         try:
-            with self._sigint_guard(), flush_denormal(self.flush_denormal):
-                for t in self.teachers:
-                    t.eval()
-                self._soft = None
-                if self.teachers and self.augment is None and not self.mixup:
-                    # In evaluation mode a teacher is a fixed function of its input: on
-                    # un-augmented batches, one pass over the training set serves every step.
-                    self._soft = torch.cat([
-                        self._teacher_probs(loader.inputs[i:i + self.eval_batch_size])
-                        for i in range(0, len(loader.inputs), self.eval_batch_size)
-                    ])
-                self._run(loader)
+            with torch.no_grad():
+                out = self.forward(x[:2].to(self.device))
+        except (RuntimeError, ValueError) as e:
+            raise ValueError(f"{name} inputs of shape {tuple(x.shape)} do not fit the model: "
+                             f"{e}") from e
         finally:
-            self._soft = None
-            self._augmenting = True
-            for t, mode in zip(self.teachers, teacher_modes, strict=True):
-                t.train(mode)
-            self._call("on_train_end")
-        return self.history
+            self.model.train(was_training)
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(
+                f"the model must return a tensor of (N, classes) scores, got a "
+                f"{type(out).__name__}; wrap it in a module that returns the scores, or "
+                f"override Trainer.forward")
+        if out.dim() != 2:
+            raise ValueError(f"the model must return (N, classes) scores, got output of shape "
+                             f"{tuple(out.shape)} for {name} inputs of shape "
+                             f"{tuple(x[:2].shape)}")
+        return out
 
-    # ------------------------------------------------------------------ distillation
-    def _check_teacher_outputs(self, x: torch.Tensor, classes: int) -> None:
-        """Fail before training when a teacher does not take the inputs or gives another
-        number of classes than the model."""
-        for i, t in enumerate(self.teachers):
-            try:
-                out = self._probe(t, x)
-            except (RuntimeError, ValueError) as e:
-                raise ValueError(
-                    f"teacher {i} does not take train inputs of shape {tuple(x.shape)}: {e}"
-                ) from e
-            if out.dim() != 2 or out.shape[1] != classes:
-                raise ValueError(
-                    f"teacher {i} returns outputs of shape {tuple(out.shape)} for 2 inputs; "
-                    f"the model has {classes} classes"
-                )
+    def _tensors(self, data: Any, name: str) -> tuple[torch.Tensor, torch.Tensor, int,
+                                                      torch.Tensor | None]:
+        data, w = _inputs.split_weights(data, name)
+        x, y = to_tensors(data, name=name)
+        _inputs.check_inputs(self.model, x, name)
+        classes = _inputs.check_outputs(self.model, self._probe(x, name), self.config.loss)
+        _inputs.check_labels(y, classes, name)
+        if w is not None:
+            _inputs.check_weights(w, len(y), name)
+            if not isinstance(self.config.loss, str) and \
+                    type(self).compute_loss is Trainer.compute_loss:
+                raise ValueError(f"{name} has sample weights, which a callable loss cannot "
+                                 f"take; use a named loss or override Trainer.compute_loss")
+        return x, y, classes, w
 
-    def _teacher_probs(self, x: torch.Tensor) -> torch.Tensor:
-        """The teachers' mean class probabilities at the distillation temperature."""
-        with torch.no_grad(), self._autocast():
-            probs = [torch.softmax(t(self._prepare_for(t, x)).float() / self.distill_temperature,
-                                   dim=1) for t in self.teachers]
-        return probs[0] if len(probs) == 1 else torch.stack(probs).mean(0)
+    def _as_input(self, x: Any) -> torch.Tensor:
+        x = _inputs.predict_input(x)
+        _inputs.check_inputs(self.model, x, "x")
+        spec = getattr(self.model, "spec", None)
+        if getattr(spec, "input_dtype", 1) is None and not self._warned_untrained \
+                and self.seed_used is None:
+            self._warned_untrained = True
+            warnings.warn("the model has not been trained (its spec records no training "
+                          "input): these predictions come from its initial weights",
+                          UserWarning, stacklevel=3)
+        _inputs.warn_if_out_of_range(x, spec)
+        return x
 
-    def _distill(self, out: torch.Tensor, loss: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
-        """Mix the label loss with ``T ** 2`` times the KL divergence from ``soft``."""
-        temp = self.distill_temperature
-        kl = F.kl_div(F.log_softmax(out.float() / temp, dim=1), soft, reduction="batchmean")
-        return (1.0 - self.distill_weight) * loss + self.distill_weight * temp * temp * kl
-
-    def _call_begin_then_restore(self, state: dict[str, Any], x: torch.Tensor,
-                                 y: torch.Tensor) -> None:
-        self._call("on_train_begin")
-        from fcnet.checkpoint import restore_trainer_state
-
-        restore_trainer_state(self, state, x, y)
+    # ------------------------------------------------------------------ building blocks
+    def _make_scheduler(self, optimizer: torch.optim.Optimizer, steps: int) -> tuple[Any, str]:
+        spec = self.config.scheduler
+        if spec is None:
+            return None, "epoch"
+        if isinstance(spec, Schedule):
+            return spec.build(optimizer, lr=self.config.lr, epochs=self.epochs,
+                              steps_per_epoch=steps), spec.interval
+        return spec(optimizer), "epoch"
 
     def _zero_accumulators(self) -> dict[str, Any]:
         zero = torch.zeros((), device=self.device, dtype=torch.float64)
         return {"loss": zero.clone(), "correct": zero.clone(), "seen": 0, "seconds": 0.0}
 
+    def _ordered_callbacks(self) -> None:
+        # Fixed once per fit: a checkpoint saves the state after every other callback has
+        # updated it, and the training weights before any callback changes them at the end.
+        ckpts = [cb for cb in self.callbacks if isinstance(cb, ModelCheckpoint)]
+        others = [cb for cb in self.callbacks if not isinstance(cb, ModelCheckpoint)]
+        self._order = others + ckpts
+        self._end_order = ckpts + others
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for cb in (self._end_order if hook == "on_train_end" else self._order):
+            getattr(cb, hook)(self, *args)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything an exact resume needs, as JSON values and tensors.
+
+        The settings, the seed, the position (epoch and batch), the weights and the model
+        spec, the optimizer and scheduler states, every callback's state, the Trainer's
+        random streams, the running sums of the epoch under way, the history, and the
+        shapes and provenance of the data. :mod:`fcnet.checkpoint` stores it.
+        """
+        spec = getattr(self.model, "spec", None)
+        return {
+            "format": "fcnet.trainer",
+            "version": STATE_VERSION,
+            "config": self.config.to_dict(),
+            "seed": self.seed_used,
+            "position": {"epoch": self.epoch, "batch": self.batch_in_epoch,
+                         "fit_start_epoch": self._fit_start_epoch,
+                         "final_epoch": self.final_epoch},
+            "batches_per_epoch": self.batches_per_epoch,
+            "should_stop": bool(self.should_stop),
+            "model_spec": spec.to_dict() if hasattr(spec, "to_dict") else None,
+            "model": dict(self.model.state_dict()),
+            "optimizer": None if self.optimizer is None else {
+                "class": type(self.optimizer).__name__, "state": self.optimizer.state_dict()},
+            "scheduler": None if self.scheduler is None else {
+                "class": type(self.scheduler).__name__, "state": self.scheduler.state_dict()},
+            "callbacks": [{"class": type(cb).__name__, "state": cb.state_dict()}
+                          for cb in self.callbacks],
+            "rng": None if self._rng is None else self._rng.state_dict(),
+            "accumulators": dict(self._acc),
+            **self._rank_states(),
+            "history": self.history.to_dict(),
+            "data": dict(self._data_info),
+        }
+
+    def _rank_states(self) -> dict[str, Any]:
+        """Every rank's random stream and epoch sums, gathered (a collective: all ranks
+        call :meth:`state_dict` together); nothing outside a distributed fit."""
+        if self._group is None:
+            return {}
+        g = self._group
+        rng = g.gather(self._rng.state_dict()["cpu"])
+        sums = g.gather(torch.stack([self._acc["loss"], self._acc["correct"],
+                                     torch.tensor(float(self._acc["seen"]), dtype=torch.float64,
+                                                  device=self._acc["loss"].device)]))
+        return {"world_size": g.world_size, "ranks": [
+            {"rng": {"cpu": r, "cuda": None}, "loss": t[0], "correct": t[1], "seen": int(t[2])}
+            for r, t in zip(rng, sums, strict=True)]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` (a checkpoint's).
+
+        The weights and the history are restored at once; the position, optimizer,
+        scheduler, random streams and callbacks at the next :meth:`fit`, which checks the
+        data and settings against the state before any step and continues the run
+        exactly.
+
+        Raises:
+            CheckpointError: the state is malformed, or holds another model.
+        """
+        _state.check_state(state, self.model, STATE_VERSION)
+        self._load_model_and_history(state)
+        self._pending = dict(state)
+
+    def _load_model_and_history(self, state: Mapping[str, Any]) -> None:
+        where = f"checkpoint '{state.get('path', '?')}'"
+        try:
+            self.model.load_state_dict(state["model"])
+        except (RuntimeError, KeyError, TypeError) as e:
+            raise CheckpointError(f"{where}: the weights do not fit this model: {e}") from None
+        saved_spec = state.get("model_spec")
+        if isinstance(self.model, MLP) and isinstance(saved_spec, dict) \
+                and saved_spec.get("input_dtype") is not None:
+            self.model.record_input(getattr(torch, saved_spec["input_dtype"]),
+                                    saved_spec["input_range"])
+        self.history = History.from_dict(state["history"])
+
+    def _restore_pending(self, state: Mapping[str, Any]) -> None:
+        where = f"checkpoint '{state.get('path', '?')}'"
+        try:
+            self.optimizer.load_state_dict(state["optimizer"]["state"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(state["scheduler"]["state"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{where}: cannot restore the optimizer or scheduler: {e}") \
+                from e
+        load_callback_states(self.callbacks, state["callbacks"], where)
+        acc = dict(state["accumulators"])
+        rng = state["rng"]
+        if self._group is not None:  # this rank's own stream and sums
+            mine = state["ranks"][self._group.rank]
+            acc.update(loss=mine["loss"], correct=mine["correct"], seen=mine["seen"])
+            rng = mine["rng"]
+        self._acc = {"loss": acc["loss"].to(self.device, torch.float64),
+                     "correct": acc["correct"].to(self.device, torch.float64),
+                     "seen": int(acc["seen"]), "seconds": float(acc["seconds"])}
+        pos = state["position"]
+        self.epoch, self.batch_in_epoch = pos["epoch"], pos["batch"]
+        self._fit_start_epoch, self.final_epoch = pos["fit_start_epoch"], pos["final_epoch"]
+        self.should_stop = bool(state["should_stop"])
+        # The resumed run is not interrupted any more; record where it came back from.
+        meta = self.history.meta
+        meta.pop("interrupted", None)
+        meta.pop("interrupted_at", None)
+        meta.setdefault("resumed", []).append({"from": state.get("path"), "epoch": self.epoch,
+                                               "batch": self.batch_in_epoch})
+        self._rng.load_state_dict(rng)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, train: Any, val: Any = None, *, resume_from: Any = None,
+            reset: bool = False) -> History:
+        """Train the model for ``epochs`` epochs and return the :class:`History`.
+
+        A second call continues: from the current weights and optimizer state, for
+        ``epochs`` more epochs, appending to the same history (the schedule spans each
+        fit anew). ``reset=True`` starts over from the current weights with a new
+        optimizer and an empty history.
+
+        Args:
+            train: An fcnet dataset, a torch ``Dataset`` of ``(x, y)`` pairs, an
+                ``(X, y)`` pair of tensors, numpy arrays or lists, or ``(X, y, w)`` with
+                a sample weight per sample (the loss is then the weighted mean).
+            val: Validation data in the same forms, evaluated after every epoch.
+            resume_from: A checkpoint file or folder written by
+                :class:`fcnet.callbacks.ModelCheckpoint`: training continues from that
+                exact point and ends with the weights of an uninterrupted run. The
+                settings must be the checkpoint's (a changed one is an error naming it).
+            reset: Forget the previous fits' optimizer state, history and epoch count.
+
+        Raises:
+            TypeError, ValueError: bad data or a model that does not fit it, checked
+                before any training step.
+            CheckpointError: ``resume_from`` is unusable or differs from this run.
+            NonFiniteLossError: the loss became NaN or infinite.
+            KeyboardInterrupt: Ctrl-C; the epoch's sums are kept and a
+                :class:`~fcnet.callbacks.ModelCheckpoint` saves the exact state first.
+        """
+        if val is not None and not isinstance(train, (tuple, list)) and \
+                _inputs.is_array(train) and _inputs.is_array(val):
+            raise TypeError("fit takes the training data as one (X, y) pair: did you mean "
+                            "fit((X, y))? The second argument is the validation data")
+        if not isinstance(reset, bool):
+            raise TypeError(f"reset must be True or False, got {reset!r}")
+        x, y, classes, w = self._tensors(train, "train")
+        xv = yv = wv = None
+        if val is not None:
+            xv, yv, _, wv = self._tensors(val, "val")
+        if self.augment is not None and x.dim() < 3:
+            raise ValueError(
+                f"augment works on images, but the train inputs have shape {tuple(x.shape)}; "
+                f"pass them as (N, H, W) or (N, C, H, W), e.g. X.reshape(-1, 28, 28) (the "
+                f"model flattens them), or train without augment")
+        # Everything this fit needs is built and checked first; the Trainer changes only
+        # once nothing can fail any more, so a refused fit or resume leaves it as it was.
+        state, unloaded = self._pending, False
+        if resume_from is not None:
+            state, unloaded = load_checkpoint(resume_from), True
+            _state.check_state(state, self.model, STATE_VERSION)
+        group = distributed.join(self.device, self.batch_size)
+        try:
+            world = 1 if group is None else group.world_size
+            saved_world = world if state is None else state.get("world_size", 1)
+            if saved_world != world:
+                raise CheckpointError(
+                    f"checkpoint '{state.get('path')}' was saved by {saved_world} processes, "
+                    f"this fit runs on {world}; resume with the same world size")
+            return self._fit(x, y, w, classes, xv, yv, wv, train, val, state, unloaded,
+                             reset, group)
+        finally:
+            self._ddp, self._group, self._grad_scale = None, None, 1.0
+
+    def _fit(self, x, y, w, classes, xv, yv, wv, train, val, state, unloaded, reset,
+             group) -> History:
+        """:meth:`fit` once the data is checked and the process group (if any) joined."""
+        fresh = state is not None or reset or self.optimizer is None
+        if state is not None:
+            seed = int(state["seed"])
+        elif self._rng is not None and not reset:
+            seed = self.seed_used  # this Trainer's stream goes on across fits
+        else:
+            seed = self.config.seed if self.config.seed is not None else secrets.randbits(62)
+        world = 1 if group is None else group.world_size
+        # A last batch too small for every rank (or for BatchNorm's two samples per rank)
+        # would crash or train on nothing: it is dropped.
+        tail = len(y) % self.batch_size
+        per_rank = 2 if _inputs.has_batch_norm(self.model) else 1
+        drop_tail = 0 < tail < per_rank * world and len(y) > tail
+        loader = DeviceLoader(x, y, self.batch_size, shuffle=True, drop_last=drop_tail,
+                              seed=seed, augment=self.augment, device=self.device)
+        data_info = {"train": _inputs.describe_data(x, y, w, train),
+                     "val": None if xv is None else _inputs.describe_data(xv, yv, wv, val)}
+        optimizer = self.optimizer
+        if fresh:  # a resumed run's optimizer takes the checkpoint's state
+            optimizer = build_optimizer(self.config.optimizer, self.model.parameters(),
+                                        lr=self.config.lr, weight_decay=self.config.weight_decay)
+        scheduler, interval = self._make_scheduler(optimizer, len(loader))
+        if state is not None:
+            _state.check_resume(state, config=self.config.to_dict(), data=data_info,
+                                batches_per_epoch=len(loader), optimizer=optimizer,
+                                scheduler=scheduler)
+            if unloaded:
+                self._load_model_and_history(state)
+        if group is not None:
+            group.check_same({"settings": self.config.to_dict(), "data": data_info,
+                              "initial weights": self.model.state_dict()})
+
+        self._pending = None
+        self.optimizer, self.scheduler, self._sched_interval = optimizer, scheduler, interval
+        if state is None:
+            if fresh:
+                self.history, self.epoch = History(), 0
+            self._fit_start_epoch = self.epoch
+            self.final_epoch = self.epoch + self.epochs
+            self.batch_in_epoch = 0
+            self._acc = self._zero_accumulators()
+        if state is not None or self._rng is None or reset or seed != self.seed_used \
+                or group is not None:
+            rank = 0 if group is None else group.rank
+            self._rng = RngStream(distributed.derive_seed(seed, rank), self.device)
+        self.seed_used = seed
+        self.history.meta.setdefault("seed", seed)
+        if drop_tail:
+            self.history.meta["dropped_tail"] = (
+                f"{tail} samples per epoch: a last batch needs {per_rank} per process"
+                + (" (BatchNorm)" if per_rank == 2 else ""))
+        self.should_stop = False
+        self.class_weights = _inputs.class_weights(self.config.class_weight, y, classes,
+                                                   self.device)
+        self._weights = None if w is None else w.to(self.device)
+        self._val = None if xv is None else (xv.to(self.device), yv.to(self.device),
+                                             None if wv is None else wv.to(self.device))
+        self.has_validation = xv is not None
+        self.batches_per_epoch = len(loader)
+        self._data_info = data_info
+        self._plain_steps = 1  # see optimizer_step
+        if group is not None:
+            self._group = group
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._ddp = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if isinstance(self.model, MLP) and self.model.spec.input_dtype is None:
+            lo, hi = float(x.min()), float(x.max())
+            if x.dtype == torch.uint8:
+                lo, hi = lo / 255.0, hi / 255.0
+            self.model.record_input(x.dtype, (lo, hi))
+        self._ordered_callbacks()
+        self._interrupted = False
+        with self._sigint_guard(), flush_denormal(self.device.type == "cpu"), \
+                self._rng.active():
+            self._call("on_train_begin")
+            try:
+                if state is not None:
+                    self._restore_pending(state)
+                self._run(loader)
+            finally:
+                self._val = None
+                self._call("on_train_end")
+        if self._interrupted:
+            at = self.history.meta.get("interrupted_at", {})
+            print(f"fcnet: training interrupted (Ctrl-C) at epoch {at.get('epoch')}, batch "
+                  f"{at.get('batch')}", file=sys.stderr, flush=True)
+            raise KeyboardInterrupt
+        return self.history
+
     @contextlib.contextmanager
     def _sigint_guard(self):
-        self._interrupted = False
         if threading.current_thread() is not threading.main_thread():
             yield
             return
 
         def handler(signum, frame):
-            if self._interrupted:  # second Ctrl-C: give up at once
+            if self._interrupted:  # a second Ctrl-C: give up at once
                 raise KeyboardInterrupt
             self._interrupted = True
 
@@ -656,136 +705,65 @@ class Trainer:
             signal.signal(signal.SIGINT, previous)
 
     def _run(self, loader: DeviceLoader) -> None:
-        self.model.train()
-        while self.epoch < self.epochs and not self.should_stop:
+        while self.epoch < self.final_epoch and not self.should_stop:
             number = self.epoch + 1
-            start_batch = self._batch_in_epoch
-            if start_batch == 0:
-                self._call("on_epoch_begin", number)
-            t0 = time.perf_counter()
+            start = self.batch_in_epoch
             self.model.train()
-            # A pure function of the epoch, so a resumed run augments the same epochs.
-            self._augmenting = number <= self.epochs - self.no_augment_epochs
-            loader.augment = self.augment if self._augmenting else None
+            self.augmenting = True
+            self._call("on_epoch_begin", number)  # also when resuming inside the epoch
+            loader.augment = self.augment if self.augmenting else None
             # Batch b holds the samples order[b * batch_size:(b + 1) * batch_size].
-            order = loader.order(self.epoch) if self._soft is not None else None
+            order = None if self._weights is None else loader.order(self.epoch)
             bs = loader.batch_size
-            for b, (xb, yb) in enumerate(loader.batches(self.epoch, start_batch), start_batch):
+            t0 = time.perf_counter()
+            for b, (xb, yb) in enumerate(loader.batches(self.epoch, start), start):
                 self._call("on_batch_begin", b)
-                soft = None if order is None else self._soft[order[b * bs:(b + 1) * bs]]
-                loss = self._step(xb, yb, number, b, soft)
-                self._batch_in_epoch = b + 1
-                self._call("on_batch_end", b, {"batch": b, "size": len(yb), "loss": loss})
+                wb = None if order is None else self._weights[order[b * bs:(b + 1) * bs]]
+                if self._group is not None:  # this rank's share of the global batch
+                    part = distributed.shard(len(yb), self._group.world_size, self._group.rank)
+                    self._grad_scale = (part.stop - part.start) * self._group.world_size / len(yb)
+                    xb, yb = xb[part], yb[part]
+                    wb = None if wb is None else wb[part]
+                if wb is None:
+                    loss, out = self.train_step(xb, yb)
+                else:
+                    loss, out = self.train_step(xb, yb, wb)
+                n = len(yb)
+                # add_ with alpha: one small op instead of three (mul, dtype copy, add).
+                self._acc["loss"].add_(loss.float(), alpha=n)
+                if out is not None:
+                    self._acc["correct"] += (out.argmax(1) == yb).sum()
+                self._acc["seen"] += n
+                self.batch_in_epoch = b + 1
+                self._call("on_batch_end", b, {"batch": b, "size": n, "loss": loss})
                 if self._interrupted:
                     break
             self._acc["seconds"] += time.perf_counter() - t0
             if self._interrupted:
                 self.history.meta["interrupted"] = True
                 self.history.meta["interrupted_at"] = {"epoch": number,
-                                                       "batch": self._batch_in_epoch}
+                                                       "batch": self.batch_in_epoch}
                 return
             self._end_epoch(number)
 
-    def _forward_loss(self, xb: torch.Tensor, yb: torch.Tensor,
-                      mix: tuple[float, torch.Tensor] | None,
-                      soft: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        with self._autocast():
-            out = self.model(xb)
-            loss = self._loss(out, yb)
-            if mix is not None:
-                lam, perm = mix
-                loss = lam * loss + (1.0 - lam) * self._loss(out, yb[perm])
-            if soft is not None:
-                loss = self._distill(out, loss, soft)
-        return out, loss
-
-    def _sam_gradient(self, xb: torch.Tensor, yb: torch.Tensor,
-                      mix: tuple[float, torch.Tensor] | None,
-                      soft: torch.Tensor | None = None) -> None:
-        """Replace the gradients by those at ``w + rho * g / ||g||`` (SAM's second pass)."""
-        params = [p for p in self.model.parameters() if p.grad is not None]
-        if not params:
-            return
-        with torch.no_grad():
-            grads = [p.grad for p in params]
-            norm = torch.linalg.vector_norm(torch.stack([g.float().norm() for g in grads]))
-            scale = self.sam / (norm + 1e-12)  # a tensor: no wait for the device
-            eps = [g * scale.to(g.dtype) for g in grads]
-            torch._foreach_add_(params, eps)
-        # The second pass normalises with its batch's statistics but leaves the running
-        # averages as the first pass set them.
-        norms = [m for m in self.model.modules()
-                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-        try:
-            for m in norms:
-                m.track_running_stats = False
-            clear_grads(self.optimizer)
-            self._forward_loss(xb, yb, mix, soft)[1].backward()
-        finally:
-            for m in norms:
-                m.track_running_stats = True
-            with torch.no_grad():
-                torch._foreach_sub_(params, eps)
-
-    def _step(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int, batch: int,
-              soft: torch.Tensor | None = None) -> torch.Tensor:
-        xb = self._prepare(xb)
-        mix = None
-        if self.mixup and self._augmenting:
-            lam, perm = mix = self._mixup_draw(len(yb))
-            if not xb.is_floating_point():  # raw input for an fcnet model's InputAdapter
-                xb = _as_float(xb)
-            xb = torch.lerp(xb[perm], xb, lam)  # lam * x + (1 - lam) * x[perm]
-        if self.teachers and soft is None:  # the teachers see the batch as the model does
-            soft = self._teacher_probs(xb)
-        out, loss = self._forward_loss(xb, yb, mix, soft)
-        if self.device.type == "cpu" and not math.isfinite(loss.item()):
-            # On the CPU reading the loss is free; on accelerators it is checked per epoch.
-            raise NonFiniteLossError(
-                f"the training loss became {loss.item()} at epoch {epoch}, batch {batch}; "
-                f"lower the learning rate or check the data"
-            )
-        clear_grads(self.optimizer)
-        loss.backward()
-        if self.sam:
-            self._sam_gradient(xb, yb, mix, soft)
-        if self.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        optimizer_step(self.optimizer)
-        if self.scheduler is not None and self._sched_interval == "batch":
-            self.scheduler.step()
-        loss = loss.detach()
-        n = len(yb)
-        # add_ with alpha: one small op instead of three (mul, dtype copy, add); each costs
-        # ~10-20 us on a small CPU, where a whole step of the baseline MLP is ~2 ms.
-        self._acc["loss"].add_(loss, alpha=n)
-        self._acc["correct"] += (out.detach().argmax(1) == yb).sum()
-        self._acc["seen"] += n
-        return loss
-
-    def _mixup_draw(self, n: int) -> tuple[float, torch.Tensor]:
-        alpha = torch.tensor(self.mixup, dtype=torch.float64)
-        lam = float(torch.distributions.Beta(alpha, alpha).sample())
-        return lam, torch.randperm(n).to(self.device)
-
     def _end_epoch(self, number: int) -> None:
         acc = self._acc
+        if self._group is not None:  # every rank reports the whole epoch
+            sums = torch.stack([acc["loss"], acc["correct"],
+                                torch.tensor(float(acc["seen"]), dtype=torch.float64,
+                                             device=acc["loss"].device)])
+            self._group.sum_(sums)
+            acc = {**acc, "loss": sums[0], "correct": sums[1], "seen": int(sums[2])}
         seen = max(acc["seen"], 1)
         train_loss = float(acc["loss"]) / seen
         if not math.isfinite(train_loss):
-            raise NonFiniteLossError(
-                f"the training loss became non-finite during epoch {number}; "
-                f"lower the learning rate or check the data"
-            )
-        logs: dict[str, Any] = {
-            "epoch": number,
-            "train_loss": train_loss,
-            "train_accuracy": float(acc["correct"]) / seen,
-        }
+            raise NonFiniteLossError(f"the training loss became non-finite during epoch "
+                                     f"{number}; lower the learning rate or check the data")
+        logs: dict[str, Any] = {"epoch": number, "train_loss": train_loss,
+                                "train_accuracy": float(acc["correct"]) / seen}
         if self._val is not None:
             val = self._evaluate_tensors(*self._val)
-            logs["val_loss"] = val["loss"]
-            logs["val_accuracy"] = val["accuracy"]
+            logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
         logs["lr"] = float(self.optimizer.param_groups[0]["lr"])
         if self.scheduler is not None and self._sched_interval == "epoch":
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -794,10 +772,12 @@ class Trainer:
                 self.scheduler.step()
         logs["seconds"] = acc["seconds"]
         self.epoch = number
-        self._batch_in_epoch = 0
+        self.batch_in_epoch = 0
         self._acc = self._zero_accumulators()
         self.history.append(logs)
         self._call("on_epoch_end", number, logs)
+        if self._group is not None:  # a stop decided on one rank stops them all
+            self.should_stop = self._group.any(self.should_stop)
 
     # ------------------------------------------------------------------ inference
     def _outputs(self, x: torch.Tensor) -> torch.Tensor:
@@ -806,56 +786,66 @@ class Trainer:
         self.model.eval()
         try:
             chunks = []
-            with torch.inference_mode(), self._autocast():
+            with torch.inference_mode():
                 for i in range(0, len(x), self.eval_batch_size):
                     xb = x[i:i + self.eval_batch_size].to(self.device, non_blocking=True)
-                    chunks.append(self.model(self._prepare(xb)).float())
+                    chunks.append(self.predict_step(xb))
             return torch.cat(chunks)
         finally:
             self.model.train(was_training)
 
-    def _evaluate_tensors(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    def _evaluate_tensors(self, x: torch.Tensor, y: torch.Tensor,
+                          w: torch.Tensor | None = None) -> dict[str, Any]:
         out = self._outputs(x)
         y = y.to(out.device)
-        loss = self._loss(out, y)
-        correct = (out.argmax(1) == y).sum()
-        return {"loss": float(loss), "accuracy": float(correct) / len(y), "n": len(y)}
+        return {"loss": float(self._loss_of(out, y, w)),
+                "accuracy": float((out.argmax(1) == y).sum()) / len(y), "n": len(y)}
 
-    def evaluate(self, data: Any) -> dict[str, Any]:
+    def evaluate(self, data: Any, *, return_outputs: bool = False) -> dict[str, Any]:
         """Return ``{"loss", "accuracy", "n", "per_class_accuracy"}`` on ``data``.
 
-        ``data`` takes the same forms as ``train`` in :meth:`fit`. The loss is the
-        training loss (label smoothing included).
+        ``data`` takes the same forms as ``train`` in :meth:`fit`. The loss is
+        :meth:`compute_loss` (label smoothing included). With ``return_outputs=True``
+        the dict also holds ``"probabilities"``, ``(N, classes)`` on the CPU, from the
+        same pass.
         """
-        return self._evaluate(data)[0]
-
-    def _evaluate(self, data: Any) -> tuple[dict[str, Any], torch.Tensor]:
-        """:meth:`evaluate`'s figures and the model outputs behind them (float32, on the
-        device), for callers that also need the predictions without a second pass."""
-        x, y, classes = self._tensors(data, "data")
+        x, y, classes, w = self._tensors(data, "data")
+        if self.class_weights is None and self.config.class_weight is not None:
+            self.class_weights = _inputs.class_weights(self.config.class_weight, y, classes,
+                                                       self.device)
         out = self._outputs(x)
         y = y.to(out.device)
         pred = out.argmax(1)
-        per_class_total = torch.bincount(y, minlength=classes)
-        per_class_hit = torch.bincount(y[pred == y], minlength=classes)
-        per_class = (per_class_hit.double() / per_class_total.clamp(min=1).double()).tolist()
-        per_class = [v if t > 0 else None for v, t in zip(per_class, per_class_total.tolist(),
-                                                          strict=True)]
-        return {
-            "loss": float(self._loss(out, y)),
+        total = torch.bincount(y, minlength=classes)
+        hit = torch.bincount(y[pred == y], minlength=classes)
+        per_class = (hit.double() / total.clamp(min=1).double()).tolist()
+        result: dict[str, Any] = {
+            "loss": float(self._loss_of(out, y, w)),
             "accuracy": float((pred == y).sum()) / len(y),
             "n": len(y),
-            "per_class_accuracy": per_class,
-        }, out
+            "per_class_accuracy": [v if t > 0 else None
+                                   for v, t in zip(per_class, total.tolist(), strict=True)],
+        }
+        if return_outputs:
+            result["probabilities"] = torch.softmax(out, dim=1).cpu()
+        return result
+
+    def _loss_of(self, out: torch.Tensor, y: torch.Tensor,
+                 w: torch.Tensor | None) -> torch.Tensor:
+        # Weights only when there are some: an override of compute_loss may take two.
+        if w is None:
+            return self.compute_loss(out, y)
+        return self.compute_loss(out, y, w.to(out.device))
 
     def predict_proba(self, x: Any) -> torch.Tensor:
-        """Return class probabilities, shape ``(N, classes)``, rows summing to 1, on the CPU.
+        """Class probabilities, shape ``(N, classes)``, rows summing to 1, on the CPU.
 
-        ``x`` is a tensor or numpy array: raw ``uint8`` images or floats, ``(N, ...)``.
+        ``x`` holds inputs only (no labels): a tensor, a numpy array or a nested list,
+        ``(N, ...)``; see :mod:`fcnet.models` for how each dtype is read.
         """
         out = self._outputs(self._as_input(x))
         return torch.softmax(out, dim=1).cpu()
 
     def predict(self, x: Any) -> torch.Tensor:
-        """Return the predicted class of each sample as an int64 tensor of shape ``(N,)``."""
+        """The predicted class of each sample, an int64 tensor of shape ``(N,)``."""
         return self.predict_proba(x).argmax(1)

@@ -84,6 +84,11 @@ def download(
     given) counts as failed and the next one is tried. The file takes its real name
     only once complete and checked.
 
+    This is fcnet's own rather than torchvision's ``download_url``, which (in
+    torchvision 0.29) sets no timeout, so a stalled mirror hangs the caller; retries a
+    failed ``https`` download over plain ``http``; and writes into the final file name,
+    so an interrupted download leaves a partial file there.
+
     Args:
         filename: The file name, appended to each mirror URL.
         mirrors: Base URLs, each ending in ``/``.
