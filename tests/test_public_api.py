@@ -11,7 +11,9 @@ import fcnet
 
 MODULES = ["fcnet", "fcnet.models", "fcnet.trainer", "fcnet.callbacks", "fcnet.history",
            "fcnet.metrics", "fcnet.plots", "fcnet.exceptions", "fcnet.data",
-           "fcnet.checkpoint", "fcnet.recipes"]
+           "fcnet.checkpoint", "fcnet.recipes", "fcnet.config", "fcnet.optim",
+           "fcnet.schedules", "fcnet.distributed", "fcnet.sklearn", "fcnet.export",
+           "fcnet.images", "fcnet.cli"]
 
 
 def test_design_names_are_exported():

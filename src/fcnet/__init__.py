@@ -24,7 +24,9 @@ from fcnet.exceptions import (
     FcnetError,
     NonFiniteLossError,
 )
+from fcnet.export import export_onnx
 from fcnet.history import History
+from fcnet.images import load_images, predict_images
 from fcnet.models import MLP, FastDropout, MLPSpec, build_mlp
 from fcnet.trainer import Trainer, TrainerConfig
 
@@ -54,4 +56,7 @@ __all__ = [
     "DatasetIntegrityError",
     "CheckpointError",
     "NonFiniteLossError",
+    "export_onnx",
+    "load_images",
+    "predict_images",
 ]
