@@ -13,8 +13,9 @@ The script runs :func:`fcnet.recipes.main`, which trains the recipe through
 ``Trainer.from_config`` with its ``TrainerConfig``, the seed fixing the split, the
 initial weights, the batch order and dropout.
 
-Measured with the recipe's defaults (1 CPU thread), seeds 0, 1, 2, fcnet 0.1 (0.2 keeps
-the settings and draws other random numbers for a seed):
+Measured with the recipe's defaults (1 CPU thread), seeds 0, 1, 2, fcnet 0.1 on an Intel
+Xeon @ 2.50GHz (fcnet 0.2 on an AMD EPYC: 0.8736 +- 0.0046 in 21-23 s per run,
+benchmarks/results/baseline_seeds_epyc.json):
     test accuracy  0.8757 +- 0.0029 (mean +- sample std; seeds: 0.8788, 0.8730, 0.8752);
                    the notebook: 0.8742
     wall time      55-68 s per run (25 epochs, data loading and figures included),

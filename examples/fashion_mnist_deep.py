@@ -7,8 +7,9 @@ epoch with the lowest validation loss are kept and tested once. The notebook rep
 88.65% test accuracy (about 15 minutes on an NVIDIA Quadro P5000 with its per-sample
 torchvision pipeline).
 
-Measured with the recipe's defaults (1 CPU thread), seeds 0, 1, 2, fcnet 0.1 (0.2 keeps
-the settings and draws other random numbers for a seed):
+Measured with the recipe's defaults (1 CPU thread), seeds 0, 1, 2, fcnet 0.1 on an Intel
+Xeon @ 2.50GHz (fcnet 0.2 on an AMD EPYC: 0.8886 +- 0.0015 in 83-97 s per run,
+benchmarks/results/deep_seeds_epyc.json):
     test accuracy  0.8903 +- 0.0026 (mean +- sample std; seeds: 0.8913, 0.8922, 0.8873);
                    validation 0.8982 on average
     wall time      165-200 s per run (35 epochs, data loading and figures included), with

@@ -359,16 +359,7 @@ class Trainer:
                              f"{e}") from e
         finally:
             self.model.train(was_training)
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(
-                f"the model must return a tensor of (N, classes) scores, got a "
-                f"{type(out).__name__}; wrap it in a module that returns the scores, or "
-                f"override Trainer.forward")
-        if out.dim() != 2:
-            raise ValueError(f"the model must return (N, classes) scores, got output of shape "
-                             f"{tuple(out.shape)} for {name} inputs of shape "
-                             f"{tuple(x[:2].shape)}")
-        return out
+        return out  # checked by _inputs.check_outputs
 
     def _tensors(self, data: Any, name: str) -> tuple[torch.Tensor, torch.Tensor, int,
                                                       torch.Tensor | None]:
