@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fcnet.data.folder import wide_gray_levels
 from fcnet.exceptions import DatasetFormatError
 from fcnet.trainer import Trainer
 
@@ -106,14 +107,8 @@ def _open(source: Any, where: str) -> Any:
 
 def _rgb_and_alpha(image: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """The pixels as float RGB in ``[0, 255]`` (H, W, 3), and the alpha in ``[0, 1]``."""
-    mode = image.mode
-    if mode.startswith("I;16") or mode == "I":
-        # 16-bit data (Pillow puts most 16-bit images in mode "I"): scale by its range.
-        gray = np.clip(np.asarray(image, dtype=np.float64), 0, 65535) / 257.0
-        return np.repeat(gray[..., None], 3, axis=2), None
-    if mode == "F":
-        # Float images carry no range in the file; [0, 1] is the usual convention.
-        gray = np.clip(np.nan_to_num(np.asarray(image, dtype=np.float64)), 0.0, 1.0) * 255.0
+    gray = wide_gray_levels(image)  # 16-bit and float images, by their real range
+    if gray is not None:
         return np.repeat(gray[..., None], 3, axis=2), None
     has_alpha = "A" in image.getbands() or "transparency" in image.info
     rgba = np.asarray(image.convert("RGBA" if has_alpha else "RGB"), dtype=np.float64)

@@ -48,7 +48,6 @@ __all__ = ["LOSSES", "OPTIMIZERS", "PRECISIONS", "Trainer", "TrainerConfig"]
 STATE_VERSION = 2
 
 
-
 class Trainer:
     """Train and use a classifier that maps inputs to class scores.
 

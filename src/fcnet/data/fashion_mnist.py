@@ -276,10 +276,13 @@ class IdxImageDataset(ArrayDataset):
         lines.append(f"  - set {_discovery.DATA_DIR_ENV} to such a folder")
         if self.install_hint:
             lines.append(f"  - {self.install_hint}")
-        lines.append(
-            f"  - pass download=True to fetch them from {', '.join(mirrors) or 'a mirror'} "
-            f"into {target}"
-        )
+        if download_error is None:
+            lines.append(
+                f"  - pass download=True to fetch them from {', '.join(mirrors) or 'a mirror'} "
+                f"into {target}"
+            )
+        else:
+            lines.append("  - check the network, then try download=True again")
         return "\n".join(lines)
 
     # -- loading and checking --------------------------------------------------------

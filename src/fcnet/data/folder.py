@@ -13,7 +13,7 @@ import torch
 from fcnet.data.arrays import ArrayDataset
 from fcnet.exceptions import DatasetFormatError
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageFolder"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "wide_gray_levels"]
 
 #: File name endings read as images (compared in lower case); other files are ignored.
 IMAGE_EXTENSIONS: tuple[str, ...] = (
@@ -51,23 +51,31 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(folder).parts)
 
 
-def _to_uint8(image: Any) -> Any:
-    """``image`` as an 8-bit Pillow image, scaled by the real range of its mode.
+def wide_gray_levels(image: Any) -> np.ndarray | None:
+    """The gray levels of a 16-bit or float Pillow image, as floats in ``[0, 255]``.
 
     Pillow's own ``convert("L")`` clips 16-bit and 32-bit integer pixels to 255 and
-    truncates float pixels to 0 or 1, so those modes are scaled here instead.
+    truncates float pixels to 0 or 1, so those modes are scaled by their real range:
+    16-bit ones (modes ``"I;16"`` and ``"I"``) divided by 257, float ones (``"F"``) taken
+    as values in ``[0, 1]``. ``None`` for every other mode, which Pillow converts right.
     """
-    from PIL import Image
-
     mode = image.mode
     if mode.startswith("I;16") or mode == "I":
         # Mode "I" is where Pillow puts 16-bit data (16-bit PNGs in older versions,
         # most conversions of "I;16"), so it gets the 16-bit range too.
-        values = np.clip(np.asarray(image, dtype=np.float64), 0, 65535) / 257.0
-    elif mode == "F":
+        return np.clip(np.asarray(image, dtype=np.float64), 0, 65535) / 257.0
+    if mode == "F":
         # Float images carry no range in the file; [0, 1] is the usual convention.
-        values = np.clip(np.nan_to_num(np.asarray(image, dtype=np.float64)), 0.0, 1.0) * 255.0
-    else:
+        return np.clip(np.nan_to_num(np.asarray(image, dtype=np.float64)), 0.0, 1.0) * 255.0
+    return None
+
+
+def _to_uint8(image: Any) -> Any:
+    """``image`` as an 8-bit Pillow image, scaled by the real range of its mode."""
+    from PIL import Image
+
+    values = wide_gray_levels(image)
+    if values is None:
         return image
     return Image.fromarray(np.rint(values).astype(np.uint8))  # 2-D uint8: mode "L"
 
