@@ -369,3 +369,16 @@ def test_class_weight_values_are_checked():
         Trainer(build_mlp([2, 2]), class_weight={0: 1.0})
     with pytest.raises(ValueError, match=r"class_weight has 3 weights, but the model has 2"):
         Trainer(build_mlp([2, 2]), class_weight=[1, 2, 3], progress=False).fit(_imbalanced())
+
+
+def test_predict_scores_are_the_models_raw_outputs(blobs):
+    x, y = blobs
+    trainer = Trainer(build_mlp([8, 16, 3], dropout=0.5, seed=0), epochs=1, seed=0,
+                      progress=False)
+    trainer.fit((x, y))
+    trainer.eval_batch_size = 7  # several batches
+    scores = trainer.predict_scores(x)
+    with torch.no_grad():
+        torch.testing.assert_close(scores, trainer.model.eval()(x))
+    torch.testing.assert_close(torch.softmax(scores, 1), trainer.predict_proba(x))
+    assert scores.device.type == "cpu" and scores.dtype == torch.float32

@@ -516,18 +516,7 @@ class FCNetClassifier(ClassifierMixin, BaseEstimator):
     def _log_proba(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        trainer, model = self._trainer, self.model_
-        x = torch.from_numpy(X)
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.inference_mode():
-                chunks = [trainer.predict_step(x[i:i + trainer.eval_batch_size]
-                                               .to(trainer.device)).cpu()
-                          for i in range(0, len(x), trainer.eval_batch_size)]
-        finally:
-            model.train(was_training)
-        logits = torch.cat(chunks).double()
+        logits = self._trainer.predict_scores(torch.from_numpy(X)).double()
         return torch.log_softmax(logits, dim=1).numpy()
 
     def predict_log_proba(self, X: Any) -> np.ndarray:

@@ -827,11 +827,19 @@ class Trainer:
             return self.compute_loss(out, y)
         return self.compute_loss(out, y, w.to(out.device))
 
-    def predict_proba(self, x: Any) -> torch.Tensor:
-        """Class probabilities, shape ``(N, classes)``, rows summing to 1, on the CPU.
+    def predict_scores(self, x: Any) -> torch.Tensor:
+        """The model's raw outputs (logits, or log-probabilities), ``(N, classes)`` float32
+        on the CPU, in evaluation mode and batches of :attr:`eval_batch_size`.
 
         ``x`` holds inputs only (no labels): a tensor, a numpy array or a nested list,
         ``(N, ...)``; see :mod:`fcnet.models` for how each dtype is read.
+        """
+        return self._outputs(self._as_input(x)).cpu()
+
+    def predict_proba(self, x: Any) -> torch.Tensor:
+        """Class probabilities, shape ``(N, classes)``, rows summing to 1, on the CPU.
+
+        ``x`` takes the forms of :meth:`predict_scores`.
         """
         out = self._outputs(self._as_input(x))
         return torch.softmax(out, dim=1).cpu()
