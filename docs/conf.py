@@ -21,6 +21,7 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
     "sphinx.ext.doctest",
+    "sphinx.ext.intersphinx",
 ]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
@@ -28,6 +29,18 @@ autodoc_default_options = {"members": True, "show-inheritance": True}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 nitpicky = False
-html_theme = "alabaster"
+html_theme = "furo"
+
+# Links to the Python, PyTorch and NumPy docs need their inventories, fetched over the
+# network at build time. The build machines and CI are offline, where a failed fetch is a
+# warning that -W turns into an error, so the mapping is used only when asked for:
+# FCNET_DOCS_INTERSPHINX=1 python -m sphinx -b html docs docs/_build/html
+intersphinx_mapping = {}
+if os.environ.get("FCNET_DOCS_INTERSPHINX") == "1":
+    intersphinx_mapping = {
+        "python": ("https://docs.python.org/3", None),
+        "torch": ("https://docs.pytorch.org/docs/stable", None),
+        "numpy": ("https://numpy.org/doc/stable", None),
+    }
 exclude_patterns = ["_build"]
 suppress_warnings = ["ref.python"]
