@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from _separable import separable  # beside this script
 
 from fcnet import Callback, EarlyStopping, ModelCheckpoint, Trainer, build_mlp
 
@@ -39,11 +40,7 @@ INTERRUPTED = 130
 
 def data() -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """A separable 3-class problem, 300 train and 60 validation samples of 8 features."""
-    g = torch.Generator().manual_seed(1)
-    centers = torch.randn(3, 8, generator=g) * 2
-    y = torch.arange(360) % 3
-    x = centers[y] + torch.randn(360, 8, generator=g) * 1.5
-    return (x[:300], y[:300]), (x[300:], y[300:])
+    return separable(300, 60)
 
 
 class _Pace(Callback):
