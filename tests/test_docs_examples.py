@@ -33,8 +33,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-GUIDE_PAGES = ("quickstart", "data", "checkpoints", "recipes", "sklearn", "distributed",
-               "cli", "deployment")
+GUIDE_PAGES = ("quickstart", "models", "data", "checkpoints", "recipes", "sklearn",
+               "distributed", "cli", "deployment", "performance")
 SKIP_MARKER = ".. skip-example:"
 EXPECTED_SKIPS = {
     "deployment": ["the client needs the service above listening on 127.0.0.1:8000"],

@@ -401,9 +401,9 @@ def save_model(model: nn.Module, path: str | os.PathLike[str]) -> Path:
     stale = model.spec_mismatch() if isinstance(model, MLP) else _spec_mismatch(spec, model)
     if stale is not None:
         raise ValueError(
-            f"model.spec no longer describes the model's layers ({stale}), so the saved "
-            f"model could not be loaded; build the network with fcnet.build_mlp, or set "
-            f"model.spec to an MLPSpec that matches it. Nothing was written"
+            f"model.spec no longer describes the model's layers ({stale}), so a saved copy "
+            f"would not load; build the network with fcnet.build_mlp, or set model.spec to "
+            f"an MLPSpec that matches it. Nothing was written"
         )
     weights = safetensors.torch.save(_model_state(model), metadata={"format": MODEL_FORMAT})
     meta = {
