@@ -398,6 +398,12 @@ class Trainer:
                               steps_per_epoch=steps), spec.interval
         return spec(optimizer), "epoch"
 
+    @staticmethod
+    def _sums(acc: Mapping[str, Any]) -> torch.Tensor:
+        """The epoch's loss sum, correct count and sample count as one float64 tensor."""
+        seen = torch.tensor(float(acc["seen"]), dtype=torch.float64, device=acc["loss"].device)
+        return torch.stack([acc["loss"], acc["correct"], seen])
+
     def _zero_accumulators(self) -> dict[str, Any]:
         zero = torch.zeros((), device=self.device, dtype=torch.float64)
         return {"loss": zero.clone(), "correct": zero.clone(), "seen": 0, "seconds": 0.0}
@@ -456,9 +462,7 @@ class Trainer:
             return {}
         g = self._group
         rng = g.gather(self._rng.state_dict()["cpu"])
-        sums = g.gather(torch.stack([self._acc["loss"], self._acc["correct"],
-                                     torch.tensor(float(self._acc["seen"]), dtype=torch.float64,
-                                                  device=self._acc["loss"].device)]))
+        sums = g.gather(self._sums(self._acc))
         return {"world_size": g.world_size, "ranks": [
             {"rng": {"cpu": r, "cuda": None}, "loss": t[0], "correct": t[1], "seen": int(t[2])}
             for r, t in zip(rng, sums, strict=True)]}
@@ -739,10 +743,7 @@ class Trainer:
     def _end_epoch(self, number: int) -> None:
         acc = self._acc
         if self._group is not None:  # every rank reports the whole epoch
-            sums = torch.stack([acc["loss"], acc["correct"],
-                                torch.tensor(float(acc["seen"]), dtype=torch.float64,
-                                             device=acc["loss"].device)])
-            self._group.sum_(sums)
+            sums = self._group.sum_(self._sums(acc))
             acc = {**acc, "loss": sums[0], "correct": sums[1], "seen": int(sums[2])}
         seen = max(acc["seen"], 1)
         train_loss = float(acc["loss"]) / seen
@@ -841,6 +842,7 @@ class Trainer:
 
         ``x`` takes the forms of :meth:`predict_scores`.
         """
+        # Not through predict_scores: the input warnings point at the caller's line.
         out = self._outputs(self._as_input(x))
         return torch.softmax(out, dim=1).cpu()
 
