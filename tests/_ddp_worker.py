@@ -115,8 +115,11 @@ def main() -> None:
                  HistoryLogger(args.out / f"history{tag}.json"), EpochLogger()]
     if args.kill_at:
         callbacks.append(KillAt(args.kill_at))
+    # float32: the ranks' summed gradients equal the whole batch's up to summation order
+    # (bf16 products of half batches round differently from the whole batch's).
     trainer = Trainer(model, lr=1e-2, epochs=EPOCHS, batch_size=BATCH_SIZE, seed=7,
-                      scheduler="onecycle", callbacks=callbacks, progress=False)
+                      scheduler="onecycle", callbacks=callbacks, progress=False,
+                      precision="fp32")
     train, val = data()
     resume = ckpt if ckpt.is_dir() and find_latest_checkpoint(ckpt) else None
     trainer.fit(train, val, resume_from=resume)

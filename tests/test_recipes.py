@@ -169,7 +169,7 @@ def test_to_dict_round_trips_through_json():
         ({"training__label_smoothing": 0.1}, ValueError,
          r"label_smoothing needs loss='cross_entropy'"),
         ({"training__scheduler": "linear"}, ValueError, r"scheduler must be None, one of"),
-        ({"training__precision": "fp16"}, ValueError, r"precision must be one of 'fp32', 'bf16'"),
+        ({"training__precision": "fp16"}, ValueError, r"precision must be one of 'auto', 'fp32'"),
         ({"training__optimizer": lambda params: torch.optim.SGD(params, lr=0.1)}, TypeError,
          r"training.optimizer must be a name or a fcnet.schedules.Schedule in a recipe"),
         ({"training__scheduler": lambda opt: None}, TypeError,

@@ -273,7 +273,7 @@ def test_hooks_called_in_order(blobs):
         ({"loss": "hinge"}, ValueError, r"loss must be one of.*'hinge'"),
         ({"scheduler": "linear"}, ValueError, r"scheduler must be None, one of.*'linear'"),
         ({"device": "tpu"}, ValueError, r"device must be"),
-        ({"precision": "fp16"}, ValueError, r"precision must be one of 'fp32', 'bf16', got 'fp16'"),
+        ({"precision": "fp16"}, ValueError, r"precision must be one of 'auto', 'fp32', 'bf16'"),
         ({"label_smoothing": 1.0}, ValueError, r"label_smoothing must be in \[0, 1\)"),
         ({"loss": "nll", "label_smoothing": 0.1}, ValueError, r"needs loss='cross_entropy'"),
         ({"seed": "0"}, TypeError, r"seed must be an int or None"),

@@ -10,7 +10,15 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-__all__ = ["denormal_mode", "flush_denormal", "select_device"]
+__all__ = ["SMALL_STEP_FLOPS", "cpu_has_fast_bf16", "denormal_mode", "flush_denormal",
+           "intra_op_threads", "resolve_precision", "select_device", "step_flops",
+           "training_threads"]
+
+#: Training steps of fewer floating-point operations than this run on one CPU thread and,
+#: with ``precision="auto"``, in float32: below it a second thread's start-up and a bf16
+#: cast cost more than they save (``benchmarks/bench_step_policy.py`` measures where
+#: the two cross; the figures are in ``benchmarks/results/step_policy.json``).
+SMALL_STEP_FLOPS = 64e6
 
 
 def select_device(device: str | torch.device = "auto") -> torch.device:
@@ -49,6 +57,78 @@ def select_device(device: str | torch.device = "auto") -> torch.device:
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device {device!r} was requested but MPS is not available here")
     return resolved
+
+
+@functools.cache
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AVX512-BF16 or AMX).
+
+    Asked of torch's own CPU probes; a torch without them, or a CPU without those
+    units, answers ``False``.
+    """
+    probes = [getattr(torch.cpu, name, None)
+              for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    try:
+        return any(probe is not None and bool(probe()) for probe in probes)
+    except RuntimeError:
+        return False
+
+
+def step_flops(model: torch.nn.Module, batch_size: int) -> float | None:
+    """Floating-point operations of a training step of ``model``'s Linear layers.
+
+    ``6 * batch * sum(in * out)``: forward, weight and input gradients. ``None`` for a
+    model without Linear layers (nothing is known about its cost).
+    """
+    macs = sum(m.in_features * m.out_features for m in model.modules()
+               if isinstance(m, torch.nn.Linear))
+    return 6.0 * batch_size * macs if macs else None
+
+
+def training_threads(device: torch.device, flops: float | None) -> int:
+    """Intra-op threads for training steps of ``flops``: one for small CPU steps.
+
+    Never more than the caller's ``torch.get_num_threads()``.
+    """
+    cap = torch.get_num_threads()
+    if device.type == "cpu" and flops is not None and flops < SMALL_STEP_FLOPS:
+        return 1
+    return cap
+
+
+@contextlib.contextmanager
+def intra_op_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` intra-op threads; restore the caller's count after."""
+    before = torch.get_num_threads()
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def resolve_precision(precision: str, device: torch.device, flops: float | None = None) -> str:
+    """``"fp32"`` or ``"bf16"`` for a Trainer's ``precision`` setting on ``device``.
+
+    ``"auto"`` picks bf16 where the hardware multiplies bfloat16 faster than float32:
+    a CPU with AVX512-BF16 or AMX units, for steps of at least :data:`SMALL_STEP_FLOPS`
+    (``flops``; smaller products gain less than the casts cost), and a CUDA GPU that
+    supports bf16 (compute capability 8.0 and newer); float32 everywhere else (older
+    CPUs would emulate bf16, slower than float32). The other two settings are returned
+    as they are.
+    """
+    if precision != "auto":
+        return precision
+    if device.type == "cpu":
+        small = flops is not None and flops < SMALL_STEP_FLOPS
+        return "bf16" if cpu_has_fast_bf16() and not small else "fp32"
+    if device.type == "cuda":
+        supported = getattr(torch.cuda, "is_bf16_supported", None)
+        if supported is not None and supported(including_emulation=False):
+            return "bf16"
+    return "fp32"
 
 
 def _flushing() -> bool:

@@ -26,7 +26,8 @@ _KERNELS = {False: getattr(torch, "_fused_adam_", None),
             True: getattr(torch, "_fused_adamw_", None)}
 
 
-def _no_hooks(optimizer: Optimizer) -> bool:
+def hooks_free(optimizer: Optimizer) -> bool:
+    """Whether no step hook (the optimizer's or torch's global ones) is registered."""
     hook_dicts = (
         getattr(optimizer, "_optimizer_step_pre_hooks", None),
         getattr(optimizer, "_optimizer_step_post_hooks", None),
@@ -42,7 +43,7 @@ _Call = tuple[Any, list[list[torch.Tensor]], dict[str, Any]]  # kernel, tensor l
 
 def _calls(optimizer: Optimizer) -> list[_Call] | None:
     """The kernel calls that equal ``optimizer.step()``, or ``None`` where they may not."""
-    if type(optimizer) not in (Adam, AdamW) or not _no_hooks(optimizer):
+    if type(optimizer) not in (Adam, AdamW) or not hooks_free(optimizer):
         return None
     if getattr(optimizer, "grad_scale", None) is not None or getattr(
         optimizer, "found_inf", None

@@ -70,7 +70,9 @@ def check_outputs(model: nn.Module, out: Any, loss: Any) -> int:
     if loss == "nll":
         head = getattr(getattr(model, "spec", None), "output", None)
         sums = out.float().exp().sum(1)
-        if head == "logits" or not torch.allclose(sums, torch.ones_like(sums), atol=1e-3):
+        # bf16 log-probabilities (autocast) carry 8 bits: their sums stray by up to ~1%.
+        tol = 1e-3 if out.dtype in (torch.float32, torch.float64) else 3e-2
+        if head == "logits" or not torch.allclose(sums, torch.ones_like(sums), atol=tol):
             raise ValueError(
                 "loss='nll' needs log-probabilities, but the model returns logits (its rows "
                 "are not log-softmax); use loss='cross_entropy', or build the model with "

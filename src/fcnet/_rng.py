@@ -13,9 +13,22 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import torch
 
-__all__ = ["RngStream"]
+__all__ = ["RngStream", "mix_seed"]
+
+
+def mix_seed(*words: int) -> int:
+    """A 63-bit seed from several integers, well mixed (numpy's SeedSequence).
+
+    Streams that must not depend on how many numbers were drawn before them (the data
+    order of an epoch, a batch's augmentation, a chunk of dropout masks) are seeded
+    with it from the run's seed and their position, so a run resumed mid-epoch draws
+    exactly what the uninterrupted run drew.
+    """
+    state = np.random.SeedSequence(list(words)).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
 
 
 def _cuda_index(device: torch.device) -> int | None:

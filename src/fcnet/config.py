@@ -19,7 +19,7 @@ __all__ = ["LOSSES", "PRECISIONS", "TrainerConfig"]
 #: Loss names accepted by :class:`fcnet.Trainer`.
 LOSSES = ("cross_entropy", "nll")
 #: Arithmetic of the forward pass: ``"bf16"`` autocasts it to bfloat16.
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -78,7 +78,7 @@ class TrainerConfig:
     label_smoothing: float = 0.0  # in [0, 1); with loss="cross_entropy"
     class_weight: Any = None  # None, "balanced" or one weight per class (a loss factor)
     scheduler: Any = None  # None, a name, a fcnet.schedules.Schedule or a callable
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast of the forward pass)
+    precision: str = "auto"  # "auto", "fp32" or "bf16" (see fcnet.Trainer)
     seed: int | None = None  # seed of data order, dropout and augmentation; None: drawn
 
     def __post_init__(self) -> None:

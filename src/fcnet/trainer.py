@@ -28,8 +28,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fcnet import _inputs, _state, distributed
-from fcnet._device import flush_denormal, select_device
+from fcnet import _inputs, _mlp_step, _state, distributed
+from fcnet._device import (
+    flush_denormal,
+    intra_op_threads,
+    resolve_precision,
+    select_device,
+    step_flops,
+    training_threads,
+)
 from fcnet._fused import clear_grads, optimizer_step
 from fcnet._rng import RngStream
 from fcnet.callbacks import Callback, ModelCheckpoint, ProgressBar, load_callback_states
@@ -89,8 +96,15 @@ class Trainer:
             seed and the same initial weights (``build_mlp(..., seed=...)``), a CPU run
             gives bit-identical weights. ``None`` draws a seed, recorded in
             ``history.meta["seed"]``.
-        precision: ``"fp32"`` or ``"bf16"`` (autocast of the forward pass; the weights
-            stay float32).
+        precision: ``"auto"``, ``"fp32"`` or ``"bf16"``: the dtype of the matrix
+            products (bf16: autocast, the weights stay float32). ``"bf16"`` is used for
+            training, validation, evaluation and prediction. ``"auto"`` takes bf16 for
+            training and validation where the hardware multiplies it faster than
+            float32 (a CPU with AVX512-BF16 or AMX, for steps of at least
+            ``fcnet._device.SMALL_STEP_FLOPS``; a CUDA GPU of compute capability 8.0
+            or newer) and float32 elsewhere, and always evaluates and predicts in
+            float32 (the same predictions on every machine). :attr:`precision` says
+            what the training steps use.
         progress: Add a :class:`~fcnet.callbacks.ProgressBar` unless one is in
             ``callbacks``.
 
@@ -108,9 +122,26 @@ class Trainer:
         optimizer: The torch optimizer (``None`` before the first fit).
         scheduler: The torch scheduler of the current fit, or ``None``.
         eval_batch_size: Batch size of validation, evaluate and predict.
+        precision: ``"fp32"`` or ``"bf16"``, what the ``precision`` setting resolved to.
+        fused_step: Whether fits may take fcnet's own training step (class attribute,
+            ``True``). For an fcnet MLP of Linear, ReLU and dropout layers trained with
+            its cross-entropy (or nll) loss and Adam/AdamW on the CPU, with no step
+            method overridden, no ``on_after_backward`` callback and one process, the
+            step is written out without autograd (see the performance guide): the same
+            training method, several times fewer operations, different dropout draws.
+            ``history.meta["step"]`` records ``"fused"`` or ``"autograd"``. Set it to
+            ``False`` on an instance or a subclass to use autograd for every model.
+        num_threads: CPU intra-op threads of a fit (class attribute, ``None``): ``None``
+            takes one thread for training steps below 64 million floating-point
+            operations (a second thread costs them more than it saves) and the
+            caller's ``torch.get_num_threads()`` otherwise; an int sets the count.
+            Either way the caller's setting is restored after the fit, and
+            ``history.meta["threads"]`` records the count.
     """
 
     eval_batch_size: int = 1024
+    fused_step: bool = True
+    num_threads: int | None = None
 
     def __init__(
         self,
@@ -129,7 +160,7 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         device: str | torch.device = "auto",
         seed: int | None = None,
-        precision: str = "fp32",
+        precision: str = "auto",
         progress: bool = True,
     ) -> None:
         config = TrainerConfig(optimizer=optimizer, lr=lr, weight_decay=weight_decay,
@@ -199,6 +230,11 @@ class Trainer:
         self._group: distributed.Group | None = None
         self._ddp: nn.Module | None = None
         self._grad_scale = 1.0
+        self._validating = False
+        self._shard = (0, 0)  # this rank's first row in the global batch, and its size
+        self._mlp_step: _mlp_step.MLPStep | None = None
+        self.precision = resolve_precision(config.precision, self.device,
+                                           step_flops(self.model, config.batch_size))
 
     # ------------------------------------------------------------------ settings
     @property
@@ -242,8 +278,14 @@ class Trainer:
 
     # ------------------------------------------------------------------ the step
     def autocast(self) -> contextlib.AbstractContextManager:
-        """The autocast context of :attr:`config`'s precision (a no-op for fp32)."""
-        if self.config.precision == "bf16":
+        """The autocast context of :attr:`precision` (a no-op for fp32).
+
+        With ``precision="auto"`` only the training steps (passes that record
+        gradients) and validation take bf16; :meth:`evaluate` and the predictions run in
+        float32, so that they do not depend on the machine.
+        """
+        if self.precision == "bf16" and (self.config.precision == "bf16"
+                                         or torch.is_grad_enabled() or self._validating):
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -302,15 +344,18 @@ class Trainer:
             NonFiniteLossError: the loss is NaN or infinite (checked at every step on
                 the CPU, where reading it is free; once per epoch elsewhere).
         """
-        if self.device.type == "cpu" and not math.isfinite(loss.item()):
-            raise NonFiniteLossError(
-                f"the training loss became {loss.item()} at epoch {self.epoch + 1}, batch "
-                f"{self.batch_in_epoch}; lower the learning rate or check the data")
+        self._check_finite(loss)
         clear_grads(self.optimizer)
         # In a distributed fit each rank's mean loss is scaled by its share of the global
         # batch, so that the ranks' averaged gradient is that of the global batch's mean.
         (loss if self._grad_scale == 1.0 else loss * self._grad_scale).backward()
         self._call("on_after_backward")
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        if self.device.type == "cpu" and not math.isfinite(loss.item()):
+            raise NonFiniteLossError(
+                f"the training loss became {loss.item()} at epoch {self.epoch + 1}, batch "
+                f"{self.batch_in_epoch}; lower the learning rate or check the data")
 
     def optimizer_step(self) -> None:
         """Update the weights, and step a per-batch schedule."""
@@ -335,11 +380,35 @@ class Trainer:
             The batch's loss and the outputs, both detached; the outputs give the
             epoch's ``train_accuracy`` (return ``None`` to leave it out).
         """
+        if self._mlp_step is not None and len(targets) <= self._mlp_step.batch_size:
+            return self._fused_train_step(inputs, targets, weights)
         outputs = self.forward(inputs)
         loss = self._loss_of(outputs, targets, weights)
         self.backward(loss)
         self.optimizer_step()
         return loss.detach(), outputs.detach()
+
+    def _fused_train_step(self, inputs: torch.Tensor, targets: torch.Tensor,
+                          weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`train_step` through :class:`fcnet._mlp_step.MLPStep` (same contract)."""
+        step = self._mlp_step
+        step.check()
+        offset, total = self._shard if self._group is not None else (0, len(targets))
+        loss, outputs, saved = step.forward_loss(inputs, targets, weights, self.class_weights,
+                                                 self.epoch, self.batch_in_epoch,
+                                                 offset=offset, total=total)
+        self._check_finite(loss)
+        step.backward(saved)
+        if self._group is not None:  # each rank's share of the global batch's mean gradient
+            self._group.sum_(step.flat_grad)
+        if self._plain_steps:  # see optimizer_step
+            self._plain_steps -= 1
+            self.optimizer.step()
+        elif not step.optimizer_step():
+            optimizer_step(self.optimizer)
+        if self.scheduler is not None and self._sched_interval == "batch":
+            self.scheduler.step()
+        return loss, outputs
 
     def predict_step(self, inputs: torch.Tensor) -> torch.Tensor:
         """The model's float32 outputs for a batch, in evaluation (no-grad) mode."""
@@ -555,6 +624,10 @@ class Trainer:
             KeyboardInterrupt: Ctrl-C; the epoch's sums are kept and a
                 :class:`~fcnet.callbacks.ModelCheckpoint` saves the exact state first.
         """
+        threads = self.num_threads
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
+                                    or threads < 1):
+            raise ValueError(f"num_threads must be None or an int >= 1, got {threads!r}")
         if val is not None and not isinstance(train, (tuple, list)) and \
                 _inputs.is_array(train) and _inputs.is_array(val):
             raise TypeError("fit takes the training data as one (X, y) pair: did you mean "
@@ -655,17 +728,29 @@ class Trainer:
         self._plain_steps = 1  # see optimizer_step
         if group is not None:
             self._group = group
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self._ddp = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         if isinstance(self.model, MLP) and self.model.spec.input_dtype is None:
             lo, hi = float(x.min()), float(x.max())
             if x.dtype == torch.uint8:
                 lo, hi = lo / 255.0, hi / 255.0
             self.model.record_input(x.dtype, (lo, hi))
         self._ordered_callbacks()
+        self._mlp_step = self._plan_step()
+        if group is not None and self._mlp_step is None:
+            # fcnet's own step sums the ranks' gradients itself; autograd's goes through
+            # DistributedDataParallel.
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._ddp = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.history.meta["step"] = "autograd" if self._mlp_step is None else "fused"
+        self.history.meta["precision"] = self.precision
+        threads = self.num_threads
+        if threads is None:
+            threads = training_threads(self.device,
+                                       step_flops(self.model, self.batch_size // world))
+
+        self.history.meta["threads"] = threads
         self._interrupted = False
-        with self._sigint_guard(), flush_denormal(self.device.type == "cpu"), \
-                self._rng.active():
+        with self._sigint_guard(), intra_op_threads(threads), \
+                flush_denormal(self.device.type == "cpu"), self._rng.active():
             self._call("on_train_begin")
             try:
                 if state is not None:
@@ -673,13 +758,43 @@ class Trainer:
                 self._run(loader)
             finally:
                 self._val = None
-                self._call("on_train_end")
+                try:
+                    self._call("on_train_end")
+                finally:
+                    if self._mlp_step is not None:
+                        self._mlp_step.release()
+                        self._mlp_step = None
         if self._interrupted:
             at = self.history.meta.get("interrupted_at", {})
             print(f"fcnet: training interrupted (Ctrl-C) at epoch {at.get('epoch')}, batch "
                   f"{at.get('batch')}", file=sys.stderr, flush=True)
             raise KeyboardInterrupt
         return self.history
+
+    #: Steps of these methods are replaced by fcnet's own step only when none is overridden.
+    _STEP_METHODS = ("forward", "prepare", "autocast", "compute_loss", "backward",
+                     "optimizer_step", "train_step")
+
+    def _plan_step(self) -> _mlp_step.MLPStep | None:
+        """fcnet's own training step for this fit, or ``None`` to step through autograd."""
+        if not self.fused_step:
+            return None
+        if self._group is not None and (self._weights is not None
+                                        or self.class_weights is not None):
+            return None  # weighted means over the ranks: autograd's per-rank scaling
+        if any(getattr(type(self), name) is not getattr(Trainer, name)
+               for name in self._STEP_METHODS):
+            return None
+        if any(type(cb).on_after_backward is not Callback.on_after_backward
+               for cb in self.callbacks):
+            return None
+        plan = _mlp_step.plan(self.model, self.optimizer, loss=self.config.loss,
+                              label_smoothing=self.config.label_smoothing, device=self.device)
+        if plan is None:
+            return None
+        return _mlp_step.MLPStep(plan, self.optimizer, precision=self.precision,
+                                 label_smoothing=self.config.label_smoothing,
+                                 batch_size=self.batch_size, seed=self.seed_used)
 
     @contextlib.contextmanager
     def _sigint_guard(self):
@@ -716,6 +831,7 @@ class Trainer:
                 if self._group is not None:  # this rank's share of the global batch
                     part = distributed.shard(len(yb), self._group.world_size, self._group.rank)
                     self._grad_scale = (part.stop - part.start) * self._group.world_size / len(yb)
+                    self._shard = (part.start, len(yb))
                     xb, yb = xb[part], yb[part]
                     wb = None if wb is None else wb[part]
                 if wb is None:
@@ -753,7 +869,11 @@ class Trainer:
         logs: dict[str, Any] = {"epoch": number, "train_loss": train_loss,
                                 "train_accuracy": float(acc["correct"]) / seen}
         if self._val is not None:
-            val = self._evaluate_tensors(*self._val)
+            self._validating = True
+            try:
+                val = self._evaluate_tensors(*self._val)
+            finally:
+                self._validating = False
             logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
         logs["lr"] = float(self.optimizer.param_groups[0]["lr"])
         if self.scheduler is not None and self._sched_interval == "epoch":

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from fcnet._checks import is_int
+from fcnet._rng import mix_seed
 from fcnet.data.arrays import to_tensors
 
 __all__ = ["DeviceLoader"]
@@ -29,12 +30,6 @@ _ORDER_STREAM = 0
 _AUGMENT_STREAM = 1
 #: Bytes of inputs gathered at once for shuffled batches (see ``DeviceLoader._iterate``).
 _GATHER_BYTES = 8 << 20
-
-
-def _derive_seed(*words: int) -> int:
-    """A 63-bit seed from several integers, well mixed (numpy's SeedSequence)."""
-    state = np.random.SeedSequence(list(words)).generate_state(2, dtype=np.uint32)
-    return (int(state[0]) << 31) ^ int(state[1])
 
 
 class DeviceLoader:
@@ -172,7 +167,7 @@ class DeviceLoader:
         if not self.shuffle:
             return torch.arange(n, device=self.device)
         generator = torch.Generator()
-        generator.manual_seed(_derive_seed(self.seed, epoch, _ORDER_STREAM))
+        generator.manual_seed(mix_seed(self.seed, epoch, _ORDER_STREAM))
         return torch.randperm(n, generator=generator).to(self.device)
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -217,7 +212,7 @@ class DeviceLoader:
                 x, y = xs[lo - first:hi - first], ys[lo - first:hi - first]
             if self.augment is not None:
                 generator = torch.Generator()
-                generator.manual_seed(_derive_seed(self.seed, epoch, _AUGMENT_STREAM, b))
+                generator.manual_seed(mix_seed(self.seed, epoch, _AUGMENT_STREAM, b))
                 shaped = x if self.image_shape is None else x.reshape(len(x), *self.image_shape)
                 x = self.augment(shaped, generator).reshape(x.shape)
             yield x, y
