@@ -7,6 +7,7 @@ when an API change breaks them. Everything here runs on tiny fake IDX files in
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import sys
@@ -170,7 +171,8 @@ def test_recipe_epochs_times_an_augmented_and_a_clean_epoch(bench, tmp_path, mon
 
 @pytest.mark.parametrize("name", ["bench_vs_notebook", "bench_time_to_accuracy",
                                   "bench_flops", "bench_inference", "bench_memory",
-                                  "bench_step_options", "bench_recipe_epochs"])
+                                  "bench_step_options", "bench_recipe_epochs",
+                                  "bench_peers"])
 def test_every_benchmark_has_a_quick_option(bench, monkeypatch, capsys, name):
     module = bench(name)
     monkeypatch.setattr(sys, "argv", [f"{name}.py", "--help"])
@@ -178,6 +180,74 @@ def test_every_benchmark_has_a_quick_option(bench, monkeypatch, capsys, name):
         module.main()
     assert exit_info.value.code == 0
     assert "--quick" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("contender", ["fcnet", "torch"])
+def test_peers_worker_times_every_epoch(bench, fake_idx, contender):
+    peers = bench("bench_peers")
+    data = peers.load_data(fake_idx)
+    assert (len(data.y_train), len(data.y_val)) == (160, 40)
+    assert data.x_train.dtype == np.uint8
+    out = peers.run_contender(contender, "seed", data, epochs=2, threads=1)
+    assert len(out["epoch_seconds"]) == 2 and all(s > 0 for s in out["epoch_seconds"])
+    assert out["figure"] == out["epoch_seconds"][1]  # epoch 1 is warm-up
+    assert len(out["val_accuracy"]) == 2 and 0 <= out["val_accuracy"][-1] <= 1
+    assert out["threads_used"] == 1 and out["val_samples"] == 40
+    with pytest.raises(ValueError, match="epochs must be >= 2"):
+        peers.run_contender(contender, "seed", data, epochs=1, threads=1)
+
+
+def test_peers_flops_and_missing_peers(bench, monkeypatch):
+    peers = bench("bench_peers")
+    # 4-3-2: sum(in*out) = 12 + 6 = 18, all but the first layer: 6. Per training sample
+    # 2*18 forward + 2*18 weight gradients + 2*6 input gradients = 84, per validation
+    # sample 2*18 = 36: 10 * 84 + 5 * 36 = 1020.
+    assert peers.flops_per_epoch([4, 3, 2], train=10, val=5) == 1020
+    assert peers.missing_reason("fcnet") is None and peers.missing_reason("torch") is None
+    monkeypatch.setitem(peers.CONTENDERS, "skorch", dataclasses.replace(
+        peers.CONTENDERS["skorch"], module="no_such_module_here"))
+    assert peers.missing_reason("skorch") == "no_such_module_here is not installed"
+
+
+def _peers_payload(peers):
+    def run(figure):
+        return {"figure": figure, "epoch_seconds": [9.0, figure], "val_accuracy": [0.5, 0.8],
+                "threads_used": 2, "version": "x", "precision": "fp32"}
+
+    workloads = {w: peers.summarize_workload(
+        w, {"fcnet": [run(1.0), run(1.2)], "torch": [run(3.0), run(2.0)],
+            "torch-bf16": [run(1.5), run(1.5)], "sklearn": [{"error": "boom"}]},
+        {"fp32": 100.0, "bf16": 50.0}, train=48000, val=12000) for w in ("seed", "wide")}
+    return {"benchmark": "peers", "command": "python bench_peers.py", "quick": False,
+            "finished_utc": "2030-01-01T00:00:00Z",
+            "machine": {"cpu_model": "Test CPU 9000", "torch": "2.0",
+                        "cpu_flags": {"avx512_bf16": True, "amx_bf16": False}},
+            "results": {"settings": {"threads": 2, "epochs": 4, "rounds": 2},
+                        "workloads": workloads, "skipped": {"keras": "keras is not installed"}}}
+
+
+def test_peers_summary_and_render(bench):
+    peers = bench("bench_peers")
+    payload = _peers_payload(peers)
+    seed = payload["results"]["workloads"]["seed"]
+    rows = {r["contender"]: r for r in seed["rows"]}
+    assert rows["fcnet"]["s_per_epoch"] == pytest.approx(1.1)
+    assert rows["torch"]["fcnet_speedup"] == pytest.approx(2.5 / 1.1)
+    flops = peers.flops_per_epoch([784, 128, 64, 10], 48000, 12000)
+    assert rows["torch-bf16"]["gflops"] == pytest.approx(flops / 1.5 / 1e9)
+    assert rows["torch-bf16"]["pct_peak"] == pytest.approx(100 * flops / 1.5 / 1e9 / 50)
+    assert "error" in rows["sklearn"] and rows["sklearn"]["fcnet_speedup"] is None
+    assert seed["fastest_peer_at_defaults"]["contender"] == "torch"
+    assert seed["fastest_peer_any_setting"]["contender"] == "torch-bf16"
+    assert "fastest peer at any setting: torch-bf16" in peers.workload_markdown("seed", seed)
+    md = peers.render_markdown(payload)
+    assert "Test CPU 9000 (AVX512-BF16), 2 threads" in md
+    assert "| PyTorch loop | bf16 autocast | 1.500 | 1.36x |" in md
+    assert "| fcnet | defaults (fp32) | 1.100 | 1.00x |" in md
+    assert "skipped: keras is not installed" in md
+    rst = peers.render_rst(payload)
+    assert ".. list-table::" in rst and "Test CPU 9000" in rst
+    assert "   * - fcnet\n     - defaults (fp32)\n     - 1.100\n     - 1.00x" in rst
 
 
 def test_ensemble_of_recipe_runs(bench, tmp_path, monkeypatch):
