@@ -172,7 +172,7 @@ def test_recipe_epochs_times_an_augmented_and_a_clean_epoch(bench, tmp_path, mon
 @pytest.mark.parametrize("name", ["bench_vs_notebook", "bench_time_to_accuracy",
                                   "bench_flops", "bench_inference", "bench_memory",
                                   "bench_step_options", "bench_recipe_epochs",
-                                  "bench_peers"])
+                                  "bench_peers", "bench_step_policy"])
 def test_every_benchmark_has_a_quick_option(bench, monkeypatch, capsys, name):
     module = bench(name)
     monkeypatch.setattr(sys, "argv", [f"{name}.py", "--help"])
@@ -308,3 +308,10 @@ def test_data_load_benchmark_imports_and_parses(bench, capsys):
         bench("bench_data_load").main(["--help"])
     assert exit_info.value.code == 0
     assert "--repeat" in capsys.readouterr().out
+
+
+def test_step_policy_times_a_pinned_thread_count(bench):
+    policy = bench("bench_step_policy")
+    assert policy.step_flops([784, 128, 64, 10], 64) == 6 * 64 * (784 * 128 + 128 * 64 + 640)
+    ms = policy.worker([784, 16, 10], 32, 1, "fp32", 256)
+    assert 0 < ms < 1000

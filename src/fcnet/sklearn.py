@@ -132,7 +132,9 @@ class FCNetClassifier(ClassifierMixin, BaseEstimator):
         tol: Smallest decrease of the monitored loss that counts as an improvement.
         callbacks: More :class:`fcnet.Callback` instances for the Trainer (e.g.
             ``fcnet.GradientClipping(1.0)``), or ``None``.
-        precision: ``"fp32"`` or ``"bf16"`` (autocast of the forward pass).
+        precision: ``"auto"``, ``"fp32"`` or ``"bf16"``, as for :class:`fcnet.Trainer`
+            (``"auto"``: bf16 training where the hardware has fast bf16 and the steps
+            are large; predictions in float32).
         random_state: ``None`` (fresh seeds at every fit), an int (reproducible fits), or
             a ``numpy.random.RandomState`` / ``Generator`` to draw the seeds from. It
             seeds the initial weights, the data order and dropout, and the validation
@@ -179,7 +181,7 @@ class FCNetClassifier(ClassifierMixin, BaseEstimator):
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
         callbacks: Sequence[Callback] | None = None,
-        precision: str = "fp32",
+        precision: str = "auto",
         random_state: Any = None,
         device: str | torch.device = "cpu",
         verbose: int = 0,

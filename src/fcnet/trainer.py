@@ -100,9 +100,9 @@ class Trainer:
             products (bf16: autocast, the weights stay float32). ``"bf16"`` is used for
             training, validation, evaluation and prediction. ``"auto"`` takes bf16 for
             training and validation where the hardware multiplies it faster than
-            float32 (a CPU with AVX512-BF16 or AMX, for steps of at least
-            ``fcnet._device.SMALL_STEP_FLOPS``; a CUDA GPU of compute capability 8.0
-            or newer) and float32 elsewhere, and always evaluates and predicts in
+            float32 (a CPU with AVX512-BF16 or AMX, for steps of at least 64 million
+            floating-point operations; a CUDA GPU of compute capability 8.0 or newer)
+            and float32 elsewhere, and always evaluates and predicts in
             float32 (the same predictions on every machine). :attr:`precision` says
             what the training steps use.
         progress: Add a :class:`~fcnet.callbacks.ProgressBar` unless one is in
