@@ -442,6 +442,8 @@ class MLPStep:
         groups = self.optimizer.param_groups
         if not hooks_free(self.optimizer) or len(groups) != len(self._groups):
             return False
+        if self._ptrs([p.grad for p in self.params]) != self._grad_ptrs:
+            return False  # the gradients are not in the flat buffer (an autograd step)
         if not self._state_intact() and not self._attach_state():
             return False
         for group in groups:

@@ -364,7 +364,7 @@ class Trainer:
             # tells a new scheduler that the optimizer has stepped. Same result.
             self._plain_steps -= 1
             self.optimizer.step()
-        else:
+        elif self._mlp_step is None or not self._mlp_step.optimizer_step():
             optimizer_step(self.optimizer)
         if self.scheduler is not None and self._sched_interval == "batch":
             self.scheduler.step()
@@ -401,13 +401,7 @@ class Trainer:
         step.backward(saved)
         if self._group is not None:  # each rank's share of the global batch's mean gradient
             self._group.sum_(step.flat_grad)
-        if self._plain_steps:  # see optimizer_step
-            self._plain_steps -= 1
-            self.optimizer.step()
-        elif not step.optimizer_step():
-            optimizer_step(self.optimizer)
-        if self.scheduler is not None and self._sched_interval == "batch":
-            self.scheduler.step()
+        self.optimizer_step()
         return loss, outputs
 
     def predict_step(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -746,7 +740,6 @@ class Trainer:
         if threads is None:
             threads = training_threads(self.device,
                                        step_flops(self.model, self.batch_size // world))
-
         self.history.meta["threads"] = threads
         self._interrupted = False
         with self._sigint_guard(), intra_op_threads(threads), \
