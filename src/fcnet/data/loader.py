@@ -193,9 +193,9 @@ class DeviceLoader:
     def _iterate(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.order(epoch) if self.shuffle else None
         bs, n = self.batch_size, self.num_samples
-        # Shuffled batches are cut from chunks gathered in one indexing op each: one
-        # gather per batch costs ~60 us on a small CPU, a sizeable share of a small
-        # model's step. Same samples, same order, so the same results.
+        # Shuffled batches are cut from chunks gathered in one op each: a gather per
+        # batch has a fixed cost that is a sizeable share of a small model's step. Same
+        # samples, same order, so the same results.
         sample_bytes = max(1, self.inputs[:1].nelement() * self.inputs.element_size())
         chunk = max(1, _GATHER_BYTES // (bs * sample_bytes))  # batches per gather
         xs = ys = None
@@ -208,7 +208,9 @@ class DeviceLoader:
                 if (b - start) % chunk == 0:
                     first = lo
                     index = order[lo:min(lo + chunk * bs, n)]  # n: not past drop_last's cut
-                    xs, ys = self.inputs[index], self.labels[index]
+                    # index_select: same rows as indexing, a fraction of its time.
+                    xs = self.inputs.index_select(0, index)
+                    ys = self.labels.index_select(0, index)
                 x, y = xs[lo - first:hi - first], ys[lo - first:hi - first]
             if self.augment is not None:
                 generator = torch.Generator()
