@@ -28,8 +28,9 @@ __all__ = ["DeviceLoader"]
 # Stream tags keep the permutation and augmentation seeds of a run independent.
 _ORDER_STREAM = 0
 _AUGMENT_STREAM = 1
-#: Bytes of inputs gathered at once for shuffled batches (see ``DeviceLoader._iterate``).
-_GATHER_BYTES = 8 << 20
+#: Bytes of inputs gathered at once for shuffled batches (see ``DeviceLoader._iterate``):
+#: few enough that a chunk is still in the CPU's cache when its batches are used.
+_GATHER_BYTES = 256 << 10
 
 
 class DeviceLoader:
