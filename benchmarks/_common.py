@@ -23,6 +23,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -217,6 +218,25 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def code_version() -> dict[str, Any]:
+    """fcnet's version and the git commit of this checkout (``None`` outside git), and
+    whether the working tree had uncommitted changes when the figures were written."""
+    import fcnet
+
+    root = Path(__file__).resolve().parent.parent
+    out: dict[str, Any] = {"fcnet": fcnet.__version__, "git_commit": None, "git_dirty": None}
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True, timeout=10).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                cwd=root, capture_output=True, text=True, check=True,
+                                timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return out
+    out["git_commit"], out["git_dirty"] = head, bool(status.strip())
+    return out
+
+
 def write_result(name: str, results: dict[str, Any], *, quick: bool = False,
                  out: Path | None = None, started: float | None = None) -> Path:
     """Write ``results`` with the command line, machine facts and load to a JSON file.
@@ -243,6 +263,7 @@ def write_result(name: str, results: dict[str, Any], *, quick: bool = False,
         "duration_seconds": None if started is None else round(now - started, 1),
         "load_average_at_end": load_average(),
         "machine": machine_info(),
+        "code": code_version(),
         "results": results,
     }
     tmp = path.with_name(path.name + ".tmp")

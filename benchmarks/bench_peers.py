@@ -529,8 +529,11 @@ def versions() -> dict[str, str]:
     """Versions of torch, fcnet and every peer (``"not installed"`` for those missing)."""
     names = ["torch", "fcnet", "numpy", "scikit-learn", "threadpoolctl", "skorch",
              "lightning", "pytorch-lightning", "keras"]
+    import fcnet
+
     found = {n: _version(n) for n in names}
-    found["torch"] = torch.__version__
+    # The imported modules' own versions: an editable install's metadata can be stale.
+    found["torch"], found["fcnet"] = torch.__version__, fcnet.__version__
     return found
 
 

@@ -7,16 +7,30 @@ from the baseline network at batch 64 to a 1024-wide one at batch 512, milliseco
 training step with 1 and 2 threads, float32 and bf16, each in a fresh process (fcnet's
 own step, 3 epochs of random pixels, the faster two epochs kept).
 
+``--busy`` measures the case the one-thread rule is for, a machine whose other work
+takes a core: every cell runs, float32 only, while a second process spins on one core
+(``results/step_policy_busy.json``).
+
     .venv/bin/python benchmarks/bench_step_policy.py            # --quick, --rounds N
+``--floor`` times, on one thread, what no implementation of an epoch of the notebook's
+network (784-128-64-10, batch 64, 48,000 training and 12,000 validation images) can
+skip: the step's matrix products (forward, weight and input gradients), torch's fused
+Adam kernel on all the parameters, and the validation pass's products
+(``results/step_floor.json``).
+
+    .venv/bin/python benchmarks/bench_step_policy.py --busy     # with a core taken
+    .venv/bin/python benchmarks/bench_step_policy.py --floor    # an epoch's unavoidable work
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import _common as C  # noqa: N812 (the benchmarks' shared module)
@@ -25,6 +39,23 @@ SHAPES = [([784, 128, 64, 10], 64), ([784, 128, 64, 10], 256), ([784, 256, 128, 
           ([784, 512, 256, 10], 128), ([784, 512, 256, 10], 256), ([784, 1024, 1024, 10], 64),
           ([784, 1024, 1024, 10], 512)]
 VARIANTS = [(1, "fp32"), (1, "bf16"), (2, "fp32"), (2, "bf16")]
+BUSY_VARIANTS = [(1, "fp32"), (2, "fp32")]
+_SPIN = "while True:\n    pass\n"  # what takes a core in --busy
+
+
+@contextlib.contextmanager
+def busy_core(busy: bool) -> Iterator[None]:
+    """Run the block while another process spins on one core (when ``busy``)."""
+    if not busy:
+        yield
+        return
+    spinner = subprocess.Popen([sys.executable, "-c", _SPIN])
+    try:
+        time.sleep(0.2)  # let it start spinning
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 def step_flops(sizes: list[int], batch: int) -> float:
@@ -52,9 +83,88 @@ def worker(sizes: list[int], batch: int, threads: int, precision: str, samples: 
     return statistics.mean(seconds) / trainer.batches_per_epoch * 1e3
 
 
+def floor(sizes: list[int], batch: int, train: int, val: int, eval_batch: int = 1024,
+          repeats: int = 5) -> dict[str, float]:
+    """Seconds per epoch of the products, the Adam kernel and the validation products.
+
+    One thread, float32, random data laid out like a shuffled epoch's batches (each
+    batch a new slice of the inputs); medians over ``repeats`` epochs.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _floor(sizes, batch, train, val, eval_batch, repeats)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _floor(sizes: list[int], batch: int, train: int, val: int, eval_batch: int,
+           repeats: int) -> dict[str, float]:
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=False))
+    weights = [torch.randn(o, i, generator=g) for i, o in pairs]
+    biases = [torch.randn(o, generator=g) for _, o in pairs]
+    grads = [torch.empty_like(w) for w in weights]
+    x = torch.randn(train, sizes[0], generator=g)
+    acts = [torch.randn(batch, i, generator=g) for i, _ in pairs]  # layer inputs
+    deltas = [torch.randn(batch, o, generator=g) for _, o in pairs]  # output gradients
+    steps = train // batch
+
+    def products() -> None:
+        for s in range(steps):
+            xb = x[s * batch:(s + 1) * batch]
+            for k, (w, b) in enumerate(zip(weights, biases, strict=True)):
+                torch.addmm(b, xb if k == 0 else acts[k], w.t())
+            for k in range(len(weights) - 1, -1, -1):
+                torch.mm(deltas[k].t(), xb if k == 0 else acts[k], out=grads[k])
+                if k:
+                    deltas[k] @ weights[k]
+
+    n = sum(w.numel() + b.numel() for w, b in zip(weights, biases, strict=True))
+    p, gr, m, v = (torch.randn(n, generator=g) for _ in range(4))
+    v.abs_()
+    step = torch.tensor(1.0)
+
+    def adam() -> None:
+        for _ in range(steps):
+            torch._fused_adam_([p], [gr], [m], [v], [], [step], amsgrad=False, lr=1e-3,
+                               beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8,
+                               maximize=False, grad_scale=None, found_inf=None)
+
+    xv = torch.randn(val, sizes[0], generator=g)
+
+    def validation() -> None:
+        for s in range(0, val, eval_batch):
+            h = xv[s:s + eval_batch]
+            for k, (w, b) in enumerate(zip(weights, biases, strict=True)):
+                h = torch.addmm(b, h, w.t())
+                if k < len(weights) - 1:
+                    h = h.relu_()
+
+    out: dict[str, float] = {}
+    for name, fn in (("products", products), ("adam", adam), ("validation", validation)):
+        fn()  # warm-up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        out[f"{name}_seconds"] = statistics.median(times)
+    out["sum_seconds"] = sum(out.values())
+    return out
+
+
 def main() -> None:
     parser = C.base_parser(__doc__.splitlines()[0], threads=False)
     parser.add_argument("--rounds", type=int, default=2, help="fresh processes per cell")
+    parser.add_argument("--floor", action="store_true",
+                        help="one thread: an epoch's products, Adam kernel and validation")
+    parser.add_argument("--busy", action="store_true",
+                        help="float32 only, with another process spinning on one core")
     parser.add_argument("--worker", nargs=5, help="(internal) sizes batch threads precision n")
     args = parser.parse_args()
     if args.worker:
@@ -63,32 +173,45 @@ def main() -> None:
                                        int(n))}))
         return
     started = time.time()
+    if args.floor:
+        sizes, batch = SHAPES[0]
+        train, val = (4096, 1024) if args.quick else (48_000, 12_000)
+        out = floor(sizes, batch, train, val, repeats=1 if args.quick else 5)
+        print(f"{sizes} batch {batch}, {train} + {val} images, one thread: "
+              + ", ".join(f"{k.removesuffix('_seconds')} {v:.3f} s" for k, v in out.items()))
+        C.write_result("step_floor", {"sizes": sizes, "batch": batch, "train_samples": train,
+                                      "val_samples": val, "threads": 1, **out},
+                       quick=args.quick, out=args.out, started=started)
+        return
     shapes = SHAPES[:2] if args.quick else SHAPES
     samples = 1024 if args.quick else 8192
     rounds = 1 if args.quick else args.rounds
+    variants = BUSY_VARIANTS if args.busy else VARIANTS
     rows = []
     for sizes, batch in shapes:
         row = {"sizes": sizes, "batch": batch, "mflop_per_step": step_flops(sizes, batch) / 1e6}
-        for threads, precision in VARIANTS:
+        for threads, precision in variants:
             ms = []
             for _ in range(rounds):
-                out = subprocess.run(
-                    [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(sizes),
-                     str(batch), str(threads), precision, str(samples)],
-                    capture_output=True, text=True, check=True)
+                with busy_core(args.busy):
+                    out = subprocess.run(
+                        [sys.executable, str(Path(__file__).resolve()), "--worker",
+                         json.dumps(sizes), str(batch), str(threads), precision, str(samples)],
+                        capture_output=True, text=True, check=True)
                 ms.append(json.loads(out.stdout.strip().splitlines()[-1])["ms"])
             row[f"{threads}t_{precision}_ms"] = min(ms)
             row[f"{threads}t_{precision}_all_ms"] = ms
-        best = min(VARIANTS, key=lambda v: row[f"{v[0]}t_{v[1]}_ms"])
+        best = min(variants, key=lambda v: row[f"{v[0]}t_{v[1]}_ms"])
         row["fastest"] = f"{best[0]} thread(s), {best[1]}"
         rows.append(row)
         print(f"{sizes} batch {batch}: {row['mflop_per_step']:.0f} MFLOP/step; "
-              + ", ".join(f"{t}t {p} {row[f'{t}t_{p}_ms']:.2f} ms" for t, p in VARIANTS)
+              + ", ".join(f"{t}t {p} {row[f'{t}t_{p}_ms']:.2f} ms" for t, p in variants)
               + f"; fastest {row['fastest']}", flush=True)
     from fcnet._device import SMALL_STEP_FLOPS
 
-    C.write_result("step_policy", {"rows": rows, "rounds": rounds, "samples": samples,
-                                   "small_step_flops": SMALL_STEP_FLOPS},
+    C.write_result("step_policy_busy" if args.busy else "step_policy",
+                   {"rows": rows, "rounds": rounds, "samples": samples,
+                    "small_step_flops": SMALL_STEP_FLOPS, "busy_core": args.busy},
                    quick=args.quick, out=args.out, started=started)
 
 

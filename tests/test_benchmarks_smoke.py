@@ -315,3 +315,27 @@ def test_step_policy_times_a_pinned_thread_count(bench):
     assert policy.step_flops([784, 128, 64, 10], 64) == 6 * 64 * (784 * 128 + 128 * 64 + 640)
     ms = policy.worker([784, 16, 10], 32, 1, "fp32", 256)
     assert 0 < ms < 1000
+
+
+def test_step_floor_times_each_part_of_an_epoch(bench):
+    out = bench("bench_step_policy").floor([784, 16, 10], 32, 256, 64, eval_batch=32,
+                                            repeats=1)
+    parts = [out[f"{k}_seconds"] for k in ("products", "adam", "validation")]
+    assert all(t > 0 for t in parts) and out["sum_seconds"] == sum(parts)
+
+
+def test_step_policy_busy_core_spins_a_process_for_the_block_only(bench, monkeypatch):
+    policy = bench("bench_step_policy")
+    started = []
+    real = policy.subprocess.Popen
+
+    def spy(*args, **kwargs):
+        started.append(real(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(policy.subprocess, "Popen", spy)
+    with policy.busy_core(False):
+        assert started == []
+    with policy.busy_core(True):
+        assert len(started) == 1 and started[0].poll() is None  # spinning
+    assert started[0].poll() is not None  # killed on the way out
