@@ -527,10 +527,10 @@ def _version(distribution: str) -> str:
 
 def versions() -> dict[str, str]:
     """Versions of torch, fcnet and every peer (``"not installed"`` for those missing)."""
-    names = ["torch", "fcnet", "numpy", "scikit-learn", "threadpoolctl", "skorch",
-             "lightning", "pytorch-lightning", "keras"]
     import fcnet
 
+    names = ["torch", "fcnet", "numpy", "scikit-learn", "threadpoolctl", "skorch",
+             "lightning", "pytorch-lightning", "keras"]
     found = {n: _version(n) for n in names}
     # The imported modules' own versions: an editable install's metadata can be stale.
     found["torch"], found["fcnet"] = torch.__version__, fcnet.__version__

@@ -11,13 +11,13 @@ own step, 3 epochs of random pixels, the faster two epochs kept).
 takes a core: every cell runs, float32 only, while a second process spins on one core
 (``results/step_policy_busy.json``).
 
-    .venv/bin/python benchmarks/bench_step_policy.py            # --quick, --rounds N
 ``--floor`` times, on one thread, what no implementation of an epoch of the notebook's
 network (784-128-64-10, batch 64, 48,000 training and 12,000 validation images) can
 skip: the step's matrix products (forward, weight and input gradients), torch's fused
 Adam kernel on all the parameters, and the validation pass's products
 (``results/step_floor.json``).
 
+    .venv/bin/python benchmarks/bench_step_policy.py            # --quick, --rounds N
     .venv/bin/python benchmarks/bench_step_policy.py --busy     # with a core taken
     .venv/bin/python benchmarks/bench_step_policy.py --floor    # an epoch's unavoidable work
 """
