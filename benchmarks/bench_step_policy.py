@@ -92,18 +92,6 @@ def floor(sizes: list[int], batch: int, train: int, val: int, eval_batch: int = 
     """
     import torch
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _floor(sizes, batch, train, val, eval_batch, repeats)
-    finally:
-        torch.set_num_threads(before)
-
-
-def _floor(sizes: list[int], batch: int, train: int, val: int, eval_batch: int,
-           repeats: int) -> dict[str, float]:
-    import torch
-
     g = torch.Generator().manual_seed(0)
     pairs = list(zip(sizes[:-1], sizes[1:], strict=False))
     weights = [torch.randn(o, i, generator=g) for i, o in pairs]
@@ -146,14 +134,19 @@ def _floor(sizes: list[int], batch: int, train: int, val: int, eval_batch: int,
                     h = h.relu_()
 
     out: dict[str, float] = {}
-    for name, fn in (("products", products), ("adam", adam), ("validation", validation)):
-        fn()  # warm-up
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        out[f"{name}_seconds"] = statistics.median(times)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for name, fn in (("products", products), ("adam", adam), ("validation", validation)):
+            fn()  # warm-up
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+            out[f"{name}_seconds"] = statistics.median(times)
+    finally:
+        torch.set_num_threads(before)
     out["sum_seconds"] = sum(out.values())
     return out
 
