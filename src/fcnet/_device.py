@@ -204,16 +204,16 @@ def flush_denormal(enabled: bool = True) -> Iterator[None]:
 
     On x86 CPUs arithmetic on denormal numbers is much slower. Adam's running averages
     for the weights of units that no longer receive gradient (dead ReLUs) decay
-    through that range: after 3 epochs of the baseline recipe 13-20% of the first two
-    layers' averages were denormal, and a fused Adam step on a tensor with 15%
-    denormals ran 5x slower. Values that small are far below any update that matters,
+    through that range: after 3 epochs of the baseline recipe a sizeable share of the
+    first two layers' averages can be denormal, and a fused Adam step on such a tensor
+    runs several times slower. Values that small are far below any update that matters,
     so results do not change in practice.
 
     The setting is made on the calling thread (which runs small ops and the CPU
     autograd engine) and, on Linux with OpenMP, reaches torch's intra-op worker
     threads too: they are restarted so that they copy it (see :func:`_restart_workers`).
-    Without that, a 2-thread op on denormal data left half of them unflushed and ran
-    6x slower. On exit the previous setting is restored, on the workers too.
+    Without that, a 2-thread op on denormal data leaves half of them unflushed and runs
+    as slowly as without the setting. On exit the previous setting is restored, on the workers too.
     """
     if not enabled:
         yield

@@ -1,17 +1,16 @@
 """The optimizer step and gradient reset of :class:`fcnet.Trainer`, without torch's wrapper.
 
 For a small MLP most of ``torch.optim.Adam(fused=True).step()`` is Python around one
-kernel: a profiling context, hook loops, state checks and grouping by device and dtype.
-On the project's 2-core CPU a step of the baseline network (784-128-64-10) took 315 us,
-of which the fused kernel took 108 us and the step counters 39 us; the whole training
-step is ~2.3 ms. :func:`optimizer_step` makes the same two calls that torch's fused Adam
-and AdamW make, with the same arguments, so the result is bit for bit the same, and
+kernel: a profiling context, hook loops, state checks and grouping by device and dtype
+(for the baseline network 784-128-64-10, about two thirds of the step; the figures are
+on the results page). :func:`optimizer_step` makes the same two calls that torch's fused
+Adam and AdamW make, with the same arguments, so the result is bit for bit the same, and
 falls back to ``optimizer.step()`` for anything it does not cover: other optimizers,
 hooks, the first step (which creates the state), options such as ``amsgrad``, and a
 torch without the kernels.
 
 :func:`clear_grads` is ``optimizer.zero_grad(set_to_none=True)`` without its profiling
-context (~30 us a step here).
+context.
 """
 
 from __future__ import annotations

@@ -314,15 +314,15 @@ class InputAdapter(nn.Module):
 
 
 class FastDropout(nn.Dropout):
-    """:class:`torch.nn.Dropout` whose CPU masks are drawn ~4x faster, from other random bits.
+    """:class:`torch.nn.Dropout` whose CPU masks are drawn faster, from other random bits.
 
     On the CPU, ``torch.nn.Dropout`` draws its mask with ``bernoulli_``, one
-    Mersenne-twister draw at a time on one thread: ~10 ms for a 512x1024 batch on the
-    project's 2-core machine, a third of a training step of the ``best`` recipe's
-    network. This layer takes one 64-bit seed from torch's default CPU generator per
-    call (so ``torch.manual_seed`` still fixes every mask), feeds it to NumPy's PCG64
-    and keeps an element where a 16-bit draw is below ``round((1 - p) * 65536)``. The
-    mask and its forward and backward pass take ~4 ms for that batch.
+    Mersenne-twister draw at a time on one thread: for a 512x1024 batch a sizeable part
+    of a training step of the ``best`` recipe's network. This layer takes one 64-bit
+    seed from torch's default CPU generator per call (so ``torch.manual_seed`` still
+    fixes every mask), feeds it to NumPy's PCG64 and keeps an element where a 16-bit
+    draw is below ``round((1 - p) * 65536)``, which takes a fraction of that time (the
+    figures are on the results page).
 
     Differences from :class:`torch.nn.Dropout`, all documented trade-offs:
 
@@ -331,7 +331,8 @@ class FastDropout(nn.Dropout):
     * the keep probability is rounded to a multiple of ``2**-16`` (``p=0.3`` drops with
       probability 0.300003) and kept elements are scaled by the inverse of the rounded
       keep probability, so the expected output still equals the input;
-    * for small tensors (64x128) it is no faster: a call has ~0.1 ms of fixed cost.
+    * for small tensors (64x128) it is no faster: a call's fixed cost outweighs the
+      drawing it saves.
 
     Off the CPU, and in evaluation mode, it is exactly :func:`torch.nn.functional.dropout`.
     """
@@ -465,7 +466,7 @@ def build_mlp(
         input_dropout: Dropout probability in ``[0, 1)`` on the input features (a
             layer ``drop0`` after ``input``); ``0`` adds none.
         fast_dropout: Use :class:`FastDropout` instead of :class:`torch.nn.Dropout`:
-            the same method with other random masks, drawn ~4x faster on the CPU.
+            the same method with other random masks, drawn faster on the CPU.
             Worth it for wide layers and large batches; a seeded run then differs
             from one with ``nn.Dropout``.
         seed: Seed of the initial weights, drawn from a private generator: the global
