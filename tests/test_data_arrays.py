@@ -67,7 +67,7 @@ def test_explicit_classes():
         (np.zeros((2, 2)), np.array([0, 0.5]), None, ValueError, "class indices, got 0.5 in"),
         (np.zeros((2, 2)), np.array([0, -1]), None, ValueError, "labels must be >= 0, got -1"),
         (np.zeros(2, dtype=object), np.zeros(2, int), None, TypeError, "numeric dtype"),
-        ("abc", np.zeros(2, int), None, TypeError, "a numpy array or a .nested. list.*, got str"),
+        ("abc", np.zeros(2, int), None, TypeError, "or Series or a .nested. list.*, got str"),
         (torch.zeros(2, dtype=torch.bool), [0, 1], None, TypeError, "real numeric dtype"),
         (np.zeros((2, 2)), np.array([0, 2]), ["a", "b"], ValueError, "labels go up to 2"),
         (np.zeros((2, 2)), np.array([0, 1]), "ab", TypeError, "sequence of str, got str"),
@@ -410,7 +410,8 @@ def test_as_input_tensor_dtypes_and_lists():
 @pytest.mark.parametrize(
     ("x", "error", "message"),
     [
-        ("pixels", TypeError, r"^images must be a torch.Tensor, a numpy array or a .nested. list"),
+        ("pixels", TypeError, r"^images must be a torch.Tensor, a numpy array, a pandas "
+                              r"DataFrame or Series or a .nested. list"),
         ({"a": 1}, TypeError, r"^images must be .*, got dict"),
         (np.array(["a", "b"]), TypeError, r"^images must have a numeric dtype, got numpy <U1"),
         (np.zeros(2, dtype=object), TypeError, r"^images must have a numeric dtype"),

@@ -173,6 +173,18 @@ def _setup_sklearn(ns: dict, monkeypatch) -> None:
     ns.update(X_train=X_train, X_test=X_test, y_train=y_train, y_test=y_test)
 
 
+def _setup_data(ns: dict, monkeypatch) -> None:
+    # The feature-table example reads a CSV of numbers, a category and a named outcome.
+    rng = np.random.default_rng(0)
+    n = 90
+    regions, outcomes = ["north", "south", "east"], ["none", "mild", "severe"]
+    rows = ["age,weight,smoker,region,outcome"]
+    for i in range(n):
+        rows.append(f"{rng.integers(20, 80)},{rng.normal(70, 12):.1f},{i % 2},"
+                    f"{regions[i % 3]},{outcomes[i % 3]}")
+    Path("patients.csv").write_text("\n".join(rows) + "\n")
+
+
 def _setup_distributed(ns: dict, monkeypatch) -> None:
     monkeypatch.delenv("WORLD_SIZE", raising=False)  # one process, as without torchrun
     train, val = _split_fake_images()
@@ -206,6 +218,7 @@ def _check_deployment(ns: dict) -> None:
 
 
 SETUPS = {
+    "data": _setup_data,
     "checkpoints": _setup_checkpoints,
     "sklearn": _setup_sklearn,
     "distributed": _setup_distributed,

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from fcnet.data import as_input_tensor
+from fcnet.data.arrays import is_array_like
 from fcnet.models import MLP
 
 __all__ = ["check_inputs", "check_labels", "check_outputs", "describe_data", "has_batch_norm",
@@ -17,8 +18,9 @@ __all__ = ["check_inputs", "check_labels", "check_outputs", "describe_data", "ha
 
 
 def is_array(value: Any) -> bool:
-    """A tensor or a numpy array (what a scikit-learn user passes as X or y)."""
-    return isinstance(value, torch.Tensor) or type(value).__module__.startswith("numpy")
+    """A tensor, a numpy array or a table (what a scikit-learn user passes as X or y)."""
+    return isinstance(value, torch.Tensor) or type(value).__module__.startswith("numpy") \
+        or is_array_like(value)
 
 
 def has_batch_norm(model: nn.Module) -> bool:

@@ -44,10 +44,78 @@ def _list_to_array(value: list | tuple, what: str) -> np.ndarray:
         ) from None
 
 
+def is_array_like(value: Any) -> bool:
+    """Whether ``value`` is a table or array NumPy converts (pandas, polars, xarray, ...).
+
+    Tensors, numpy arrays, lists and scalars are not: fcnet takes those directly.
+    """
+    return not isinstance(value, (torch.Tensor, np.ndarray, list, tuple, str, bytes,
+                                  numbers.Number)) and hasattr(value, "__array__")
+
+
+def _numpy_dtype(dtype: Any) -> np.dtype | None:
+    """The numpy dtype of a pandas column's dtype, or ``None`` if it is not numeric."""
+    # pandas' nullable dtypes (Int64, Float32, boolean) name their numpy dtype; sparse
+    # columns their subtype; categories, strings and dates have none that is a number.
+    base = getattr(dtype, "numpy_dtype", None) or getattr(dtype, "subtype", None) or dtype
+    try:
+        base = np.dtype(base)
+    except TypeError:
+        return None
+    return base if base.kind in "biuf" else None
+
+
+def _names(items: list[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more"
+
+
+def _from_array_like(value: Any, what: str) -> np.ndarray:
+    """A numpy array of a pandas DataFrame or Series, or of another array-like.
+
+    A DataFrame's columns must all be numbers (bool columns, as ``pd.get_dummies`` makes
+    them, count as numbers): it becomes one array of their common dtype, bool-only tables
+    float32. Missing values and non-numeric columns are refused, naming the columns.
+    """
+    if type(value).__module__.partition(".")[0] != "pandas":
+        return np.asarray(value)
+    frame = hasattr(value, "columns")
+    columns = list(value.columns) if frame else [value.name]
+    dtypes = list(value.dtypes) if frame else [value.dtype]
+    numeric = [_numpy_dtype(d) for d in dtypes]
+    if not frame and numeric[0] is None:
+        return np.asarray(value)  # strings or categories: the caller says what they need
+    bad = [f"{c!r} ({d})" for c, d, n in zip(columns, dtypes, numeric, strict=True)
+           if n is None]
+    if bad:
+        raise TypeError(
+            f"{what}: the DataFrame has non-numeric columns {_names(bad)}, and fcnet takes "
+            f"numbers only; encode them first (pd.get_dummies(df, dtype='float32') turns "
+            f"categories into columns of 0 and 1) or drop them")
+    missing = value.isna().to_numpy()
+    if missing.any():
+        if frame:
+            named = [f"{c!r} ({int(k)})"
+                     for c, k in zip(columns, missing.sum(0), strict=True) if k]
+            where = f"the DataFrame has missing values in columns {_names(named)}"
+        else:
+            where = f"the Series has {int(missing.sum())} missing values"
+        raise ValueError(f"{what}: {where}; fill them (.fillna(...)) or drop those rows "
+                         f"(.dropna(), on the inputs and labels alike)")
+    if not numeric:
+        raise ValueError(f"{what}: the DataFrame has no columns")
+    dtype = np.result_type(*numeric)
+    if dtype.kind == "b" and frame:
+        dtype = np.dtype(np.float32)  # a table of flags is inputs, and inputs are numbers
+    return value.to_numpy(dtype=dtype)
+
+
 def _to_tensor(value: Any, what: str) -> torch.Tensor:
     """Tensor view of a tensor, numpy array, or list/tuple; shares memory when it can."""
     if isinstance(value, torch.Tensor):
         return value
+    if is_array_like(value):
+        value = _from_array_like(value, what)
     if isinstance(value, (list, tuple)):
         if value and all(isinstance(v, torch.Tensor) for v in value):
             shapes = {tuple(v.shape) for v in value}
@@ -60,8 +128,8 @@ def _to_tensor(value: Any, what: str) -> torch.Tensor:
         value = _list_to_array(value, what)
     if not isinstance(value, np.ndarray):
         raise TypeError(
-            f"{what} must be a torch.Tensor, a numpy array or a (nested) list of numbers, "
-            f"got {type(value).__name__}"
+            f"{what} must be a torch.Tensor, a numpy array, a pandas DataFrame or Series or "
+            f"a (nested) list of numbers, got {type(value).__name__}"
         )
     if value.dtype.kind not in "biuf":
         raise TypeError(f"{what} must have a numeric dtype, got numpy {value.dtype}")
@@ -94,8 +162,9 @@ def as_input_tensor(x: Any, name: str = "x") -> torch.Tensor:
     strides, which torch cannot view.
 
     Args:
-        x: ``(N, ...)`` inputs: a tensor, a numpy array of a real numeric dtype, or a
-            (nested) list or tuple of numbers.
+        x: ``(N, ...)`` inputs: a tensor, a numpy array of a real numeric dtype, a
+            pandas DataFrame of numbers (see :func:`to_tensors`), or a (nested) list or
+            tuple of numbers.
         name: How to call ``x`` in error messages.
 
     Returns:
@@ -130,6 +199,8 @@ def _first_text(value: Any) -> str | bytes | None:
 
 
 def _as_labels(value: Any, what: str) -> torch.Tensor:
+    if is_array_like(value):
+        value = _from_array_like(value, what)
     text = _first_text(value)
     if text is not None:
         # np.str_ would show as np.str_('cat'): the plain value reads better.
@@ -274,8 +345,12 @@ def to_tensors(data: Any, *, name: str = "data") -> tuple[torch.Tensor, torch.Te
     Accepted:
 
     * an :class:`ArrayDataset` (any fcnet data set): its ``images`` and ``labels``;
-    * an ``(X, y)`` tuple or list whose parts are tensors, numpy arrays or (nested)
-      lists of numbers (arrays are shared, not copied, when torch can view them);
+    * an ``(X, y)`` tuple or list whose parts are tensors, numpy arrays, pandas
+      DataFrames or Series (or other objects NumPy converts) or (nested) lists of
+      numbers (arrays are shared, not copied, when torch can view them). A DataFrame's
+      columns must all be numbers or bools; it becomes one array of their common dtype
+      (bool-only tables float32), and non-numeric columns or missing values are refused,
+      naming the columns;
     * a :class:`torch.utils.data.TensorDataset` of exactly two tensors;
     * any other map-style torch ``Dataset`` whose samples are ``(input, label)``
       pairs, read once, sample by sample: the input a tensor, a numpy array, a
@@ -325,9 +400,14 @@ def to_tensors(data: Any, *, name: str = "data") -> tuple[torch.Tensor, torch.Te
     elif isinstance(data, Dataset) and not isinstance(data, IterableDataset):
         inputs, labels = _materialise(data, name)
     else:
+        hint = ""
+        if hasattr(data, "columns") and is_array_like(data):
+            hint = (": pass the features and the label column as a pair, e.g. "
+                    "(df.drop(columns='label'), df['label'])")
         raise TypeError(
             f"{name} must be an fcnet data set, an (inputs, labels) pair of tensors, "
-            f"numpy arrays or lists, or a map-style torch Dataset; got {type(data).__name__}"
+            f"numpy arrays, DataFrames or lists, or a map-style torch Dataset; got "
+            f"{type(data).__name__}{hint}"
         )
     inputs = _check_inputs(_to_tensor(inputs, f"{name} inputs"), f"{name} inputs")
     labels = _as_labels(labels, f"{name} labels")

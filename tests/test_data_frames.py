@@ -1,0 +1,111 @@
+"""pandas DataFrames and Series as data: inputs, labels, weights, prediction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fcnet import Trainer, build_mlp
+from fcnet.data import ArrayDataset, to_tensors
+from fcnet.data.arrays import as_input_tensor
+
+
+@pytest.fixture
+def table():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 120)
+    return pd.DataFrame(x, columns=["a", "b", "c", "d"]), pd.Series(y, name="label")
+
+
+def _trainer(features=4):
+    return Trainer(build_mlp([features, 16, 3], seed=0), epochs=2, batch_size=32, seed=0,
+                   progress=False)
+
+
+def test_a_frame_and_series_train_as_their_arrays_do(table):
+    df, y = table
+    from_frame, from_arrays = _trainer(), _trainer()
+    from_frame.fit((df, y), (df.iloc[:40], y.iloc[:40]))
+    from_arrays.fit((df.to_numpy(), y.to_numpy()), (df.to_numpy()[:40], y.to_numpy()[:40]))
+    for a, b in zip(from_frame.model.state_dict().values(),
+                    from_arrays.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert [{**e, "seconds": 0} for e in from_frame.history] == [
+        {**e, "seconds": 0} for e in from_arrays.history]
+    assert torch.equal(from_frame.predict(df.iloc[:7]), from_arrays.predict(df.to_numpy()[:7]))
+    assert from_frame.evaluate((df, y)) == from_arrays.evaluate((df.to_numpy(), y.to_numpy()))
+
+
+def test_column_dtypes_become_one_array(table):
+    df, y = table
+    x, labels = to_tensors((df, y))
+    assert x.dtype == torch.float32 and x.shape == (120, 4) and labels.dtype == torch.int64
+    assert torch.equal(x, torch.tensor(df.to_numpy()))
+    # Bool columns (pd.get_dummies' default) join the numbers; a table of flags is float32.
+    mixed = df.assign(flag=np.arange(120) % 2 == 0)
+    x, _ = to_tensors((mixed, y))
+    assert x.dtype == torch.float32 and x[:, 4].tolist() == [1.0, 0.0] * 60
+    dummies = pd.get_dummies(pd.Series(["u", "v", "w"] * 40))
+    x, _ = to_tensors((dummies, y))
+    assert x.dtype == torch.float32 and x.sum(1).tolist() == [1.0] * 120
+    # pandas' nullable integers without missing values, and whole-number float labels.
+    x, labels = to_tensors((df.round().astype("Int64"), y.astype(float)))
+    assert x.dtype == torch.int64 and labels.tolist() == y.tolist()
+    assert as_input_tensor(df).shape == (120, 4)
+    assert ArrayDataset(df, y).images.shape == (120, 4)
+
+
+def test_non_numeric_columns_are_named(table):
+    df, y = table
+    bad = df.assign(city=["Oslo"] * 120, when=pd.Timestamp("2026-01-01"),
+                    kind=pd.Categorical(["p", "q"] * 60))
+    with pytest.raises(TypeError, match=r"train inputs: the DataFrame has non-numeric "
+                       r"columns 'city' \(.*\), 'when' \(datetime64.*\), 'kind' \(category\)"
+                       r".*pd.get_dummies"):
+        _trainer().fit((bad, y))
+
+
+def test_missing_values_are_named_before_training(table, tmp_path):
+    df, y = table
+    holes = df.copy()
+    holes.loc[3, "b"] = np.nan
+    holes.loc[5:9, "d"] = np.nan
+    trainer = _trainer()
+    with pytest.raises(ValueError, match=r"train inputs: the DataFrame has missing values in "
+                       r"columns 'b' \(1\), 'd' \(5\); fill them .* or drop those rows"):
+        trainer.fit((holes, y))
+    assert len(trainer.history) == 0
+    gaps = y.astype("Int64").mask(y.index == 4)
+    with pytest.raises(ValueError, match=r"val labels: the Series has 1 missing values"):
+        trainer.fit((df, y), (df, gaps))
+
+
+def test_string_and_category_labels_get_the_mapping_hint(table):
+    df, y = table
+    names = pd.Series(np.array(["cat", "dog", "eel"])[y.to_numpy()])
+    for labels in (names, names.astype("category")):
+        with pytest.raises(TypeError, match=r"train labels are strings \(such as "
+                           r"'(cat|dog|eel)'\).*np.unique\(labels, return_inverse=True\)"):
+            _trainer().fit((df, labels))
+
+
+def test_a_whole_frame_or_a_split_pair_is_refused_with_the_way_out(table):
+    df, y = table
+    with pytest.raises(TypeError, match=r"got DataFrame: pass the features and the label "
+                       r"column as a pair, e.g. \(df.drop\(columns='label'\), df\['label'\]\)"):
+        _trainer().fit(df.assign(label=y))
+    with pytest.raises(TypeError, match=r"did you mean fit\(\(X, y\)\)"):
+        _trainer().fit(df, y)
+    with pytest.raises(TypeError, match="x must be inputs only"):
+        _trainer().predict((df, y))
+
+
+def test_series_sample_weights(table):
+    df, y = table
+    weighted, plain = _trainer(), _trainer()
+    weighted.fit((df, y, pd.Series(np.ones(120))))
+    plain.fit((df, y))
+    assert weighted.history[-1]["train_loss"] == pytest.approx(plain.history[-1]["train_loss"])
