@@ -140,7 +140,7 @@ def test_wrong_feature_count_names_both_shapes():
         ({"sizes": [784, 10], "norm": "group"}, ValueError, r"norm must be one of None.*'group'"),
         ({"sizes": [784, 10], "output": "softmax"}, ValueError,
          r"output must be one of.*'softmax'"),
-        ({"sizes": [784, 10], "input_norm": (0.5, 0.0)}, ValueError, r"std > 0"),
+        ({"sizes": [784, 10], "input_norm": (0.5, 0.0)}, ValueError, r"std must be finite and > 0"),
         ({"sizes": [784, 10], "input_norm": 0.5}, TypeError, r"input_norm must be None or a pair"),
         ({"sizes": [784, 10], "input_dropout": 1.0}, ValueError,
          r"input_dropout must be in \[0, 1\), got 1.0"),

@@ -1,3 +1,3 @@
 """The version of fcnet (a leaf module: everything may import it)."""
 
-__version__ = "0.3.1"
+__version__ = "0.4.0"

@@ -354,7 +354,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _preprocessing(model: MLP) -> dict[str, Any]:
     spec = model.spec
     return {
-        "input_norm": None if spec.input_norm is None else list(spec.input_norm),
+        "input_norm": None if spec.input_norm is None else spec.to_dict()["input_norm"],
         "input_dtype": spec.input_dtype,
         "input_range": None if spec.input_range is None else list(spec.input_range),
         "pixels": spec.pixels,
@@ -389,8 +389,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"parameters: {model.num_parameters:,}")
     scaling = ("pixels / 255 (uint8 and other integer input)" if spec.pixels
                else "uint8 pixels / 255, other inputs as they are")
+    def value(v: float | tuple[float, ...]) -> str:
+        return f"{v:g}" if isinstance(v, float) else (
+            f"per-feature {v and min(v):g}..{v and max(v):g}")
+
     norm = ("" if spec.input_norm is None
-            else f", then (x - {spec.input_norm[0]:g}) / {spec.input_norm[1]:g}")
+            else f", then (x - {value(spec.input_norm[0])}) / {value(spec.input_norm[1])}")
     print(f"preprocessing: {scaling}{norm}")
     if spec.input_dtype is None:
         print("trained on: nothing recorded (the model has not been trained)")

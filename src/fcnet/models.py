@@ -145,22 +145,59 @@ def _check_dropout(dropout: Any, n_hidden: int) -> tuple[float, ...]:
     return tuple(float(p) for p in values)
 
 
-def _check_input_norm(input_norm: Any) -> tuple[float, float] | None:
+_Norm = float | tuple[float, ...]  # one value for every input feature, or one per feature
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({type(value).__name__})"
+
+
+def _norm_values(value: Any, what: str, in_features: int) -> _Norm:
+    """One ``input_norm`` entry as a float or a tuple of ``in_features`` floats."""
+    if is_number(value):
+        values = np.array([float(value)])
+    elif isinstance(value, (str, bytes, bool, Mapping)) or value is None:
+        raise TypeError(f"input_norm's {what} must be a number or one number per input "
+                        f"feature, got {_short(value)}")
+    else:
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu()
+        try:
+            values = np.asarray(value, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise TypeError(f"input_norm's {what} must be a number or one number per input "
+                            f"feature, got {_short(value)}") from None
+        if values.size != in_features:
+            raise ValueError(f"input_norm's {what} has {values.size} values, but the model has "
+                             f"{in_features} input features: give one number, or one per "
+                             f"feature")
+    bad = np.flatnonzero(~np.isfinite(values) | ((values <= 0) if what == "std" else False))
+    if bad.size:
+        i = int(bad[0])
+        where = "" if is_number(value) else (
+            f" for feature {i}" + (f" (and {bad.size - 1} more)" if bad.size > 1 else ""))
+        rule = "finite and > 0" if what == "std" else "finite"
+        hint = (": a constant feature has std 0; use 1 for it, e.g. np.where(std > 0, std, 1), "
+                "or compute both with fcnet.data.feature_norm"
+                if where and what == "std" and values[i] == 0 else "")
+        raise ValueError(f"input_norm's {what} must be {rule}, got {float(values[i])!r}{where}"
+                         f"{hint}")
+    return float(values[0]) if is_number(value) else tuple(float(v) for v in values)
+
+
+def _check_input_norm(input_norm: Any, in_features: int) -> tuple[_Norm, _Norm] | None:
     if input_norm is None:
         return None
     if (
         isinstance(input_norm, (str, bytes))
         or not isinstance(input_norm, Sequence)
         or len(input_norm) != 2
-        or not all(is_number(v) for v in input_norm)
     ):
-        raise TypeError(f"input_norm must be None or a pair (mean, std), got {input_norm!r}")
-    mean, std = (float(v) for v in input_norm)
-    if not math.isfinite(mean) or not math.isfinite(std) or std <= 0:
-        raise ValueError(
-            f"input_norm must be (mean, std) with finite mean and std > 0, got {input_norm!r}"
-        )
-    return mean, std
+        raise TypeError(f"input_norm must be None or a pair (mean, std), got "
+                        f"{_short(input_norm)}")
+    return (_norm_values(input_norm[0], "mean", in_features),
+            _norm_values(input_norm[1], "std", in_features))
 
 
 @dataclass(frozen=True)
@@ -177,7 +214,8 @@ class MLPSpec:
     activation: str = "relu"  # key of ACTIVATIONS
     norm: str | None = None  # None, "batch" or "layer", before each activation
     output: str = "logits"  # "logits" or "log_softmax"
-    input_norm: tuple[float, float] | None = None  # (mean, std) after scaling uint8 to [0, 1]
+    # (mean, std) after scaling uint8 to [0, 1]; each a float or one float per input feature
+    input_norm: tuple[_Norm, _Norm] | None = None
     input_dropout: float = 0.0  # dropout probability on the input features (0: none)
     fast_dropout: bool = False  # FastDropout layers (fast CPU masks) instead of nn.Dropout
     # What the model was trained on, recorded by Trainer.fit (None: never trained):
@@ -191,7 +229,7 @@ class MLPSpec:
         check_choice("activation", self.activation, tuple(ACTIVATIONS))
         check_choice("norm", self.norm, NORMS)
         check_choice("output", self.output, OUTPUTS)
-        object.__setattr__(self, "input_norm", _check_input_norm(self.input_norm))
+        object.__setattr__(self, "input_norm", _check_input_norm(self.input_norm, sizes[0]))
         p = self.input_dropout
         if not is_number(p):
             raise TypeError(f"input_dropout must be a float, got {type(p).__name__} {p!r}")
@@ -234,7 +272,8 @@ class MLPSpec:
         data = asdict(self)
         data["sizes"] = list(self.sizes)
         data["dropout"] = list(self.dropout)
-        data["input_norm"] = None if self.input_norm is None else list(self.input_norm)
+        data["input_norm"] = None if self.input_norm is None else [
+            v if isinstance(v, float) else list(v) for v in self.input_norm]
         data["input_range"] = None if self.input_range is None else list(self.input_range)
         return data
 
@@ -263,18 +302,20 @@ class InputAdapter(nn.Module):
     ``uint8`` input is raw pixels and divided by 255. Other integer dtypes are divided
     by 255 too when ``pixels`` is set (a model trained on ``uint8`` images), and must
     then lie in ``[0, 255]``; otherwise they are converted as they are, like floats.
-    Then ``(x - mean) / std`` is applied (identity by default). The input is flattened
-    to ``(N, in_features)``; a wrong feature count raises a ValueError naming the
-    expected and the received shape.
+    Then ``(x - mean) / std`` is applied (identity by default), with ``mean`` and ``std``
+    each one number or one per feature (of the flattened input; buffers of shape ``()``
+    or ``(in_features,)``). The input is flattened to ``(N, in_features)``; a wrong
+    feature count raises a ValueError naming the expected and the received shape.
     """
 
-    def __init__(self, in_features: int, mean: float = 0.0, std: float = 1.0,
-                 pixels: bool = False) -> None:
+    def __init__(self, in_features: int, mean: float | Sequence[float] = 0.0,
+                 std: float | Sequence[float] = 1.0, pixels: bool = False) -> None:
         super().__init__()
         self.in_features = in_features
         self.pixels = bool(pixels)
-        self.register_buffer("mean", torch.tensor(float(mean)))
-        self.register_buffer("std", torch.tensor(float(std)))
+        mean, std = _check_input_norm((mean, std), in_features)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return ``x`` flattened to ``(N, in_features)``, scaled and normalised."""
@@ -309,8 +350,11 @@ class InputAdapter(nn.Module):
 
     def extra_repr(self) -> str:
         """Show the feature count, normalisation and pixel rule in ``repr(model)``."""
-        return (f"in_features={self.in_features}, mean={self.mean.item():g}, "
-                f"std={self.std.item():g}, pixels={self.pixels}")
+        def show(t: torch.Tensor) -> str:
+            return f"{t.item():g}" if t.dim() == 0 else f"per-feature ({t.numel()})"
+
+        return (f"in_features={self.in_features}, mean={show(self.mean)}, "
+                f"std={show(self.std)}, pixels={self.pixels}")
 
 
 class FastDropout(nn.Dropout):
@@ -441,7 +485,7 @@ def build_mlp(
     activation: str = "relu",
     norm: str | None = None,
     output: str = "logits",
-    input_norm: tuple[float, float] | None = None,
+    input_norm: tuple[float | Sequence[float], float | Sequence[float]] | None = None,
     input_dropout: float = 0.0,
     fast_dropout: bool = False,
     seed: int | None = None,
@@ -462,7 +506,11 @@ def build_mlp(
         output: ``"logits"`` (use with cross-entropy) or ``"log_softmax"`` (the
             LogSoftmax + NLLLoss style of the reference notebook).
         input_norm: ``(mean, std)`` applied to the input after raw ``uint8`` pixels
-            are scaled to ``[0, 1]``; ``(0.5, 0.5)`` maps pixels to ``[-1, 1]``.
+            are scaled to ``[0, 1]``; ``(0.5, 0.5)`` maps pixels to ``[-1, 1]``. Each
+            of the two is one number for every feature or one per feature (a sequence
+            or array of ``sizes[0]`` numbers, such as the columns' means and standard
+            deviations of a feature table: :func:`fcnet.data.feature_norm` computes
+            them from the training inputs).
         input_dropout: Dropout probability in ``[0, 1)`` on the input features (a
             layer ``drop0`` after ``input``); ``0`` adds none.
         fast_dropout: Use :class:`FastDropout` instead of :class:`torch.nn.Dropout`:

@@ -8,7 +8,7 @@ from a copy on the training device, optionally augmented on whole batches
 :func:`read_idx` is the strict reader behind the MNIST-style data sets.
 """
 
-from fcnet.data.arrays import ArrayDataset, as_input_tensor, to_tensors
+from fcnet.data.arrays import ArrayDataset, as_input_tensor, feature_norm, to_tensors
 from fcnet.data.augment import BatchAugment, Compose, RandomErasing, RandomFlip, RandomShift
 from fcnet.data.fashion_mnist import KMNIST, MNIST, FashionMNIST, IdxFile, IdxImageDataset
 from fcnet.data.folder import ImageFolder
@@ -33,6 +33,7 @@ __all__ = [
     "SplitSubset",
     "as_input_tensor",
     "decode_idx",
+    "feature_norm",
     "read_idx",
     "to_tensors",
     "train_val_split",

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, TensorDataset
 
-__all__ = ["ArrayDataset", "as_input_tensor", "to_tensors"]
+__all__ = ["ArrayDataset", "as_input_tensor", "feature_norm", "to_tensors"]
 
 #: torchvision transforms that draw random numbers although their names do not start
 #: with "Random".
@@ -177,6 +177,55 @@ def as_input_tensor(x: Any, name: str = "x") -> torch.Tensor:
         ValueError: ``x`` is a single number (no sample dimension) or a ragged list.
     """
     return _check_inputs(_to_tensor(x, name), name)
+
+
+def feature_norm(data: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Each input feature's mean and standard deviation, for ``build_mlp(input_norm=...)``.
+
+    The statistics are those the model's first layer normalises: of the flattened
+    inputs, and for ``uint8`` inputs (raw pixels) of the pixels divided by 255. A
+    feature that never changes (std 0, such as an image corner that is always black)
+    gets std 1, as scikit-learn's ``StandardScaler`` does: it is only centred. Computed
+    in float64 over all samples (the population std, ``ddof=0``).
+
+    Args:
+        data: The training inputs ``(N, ...)``, as :func:`as_input_tensor` takes them (a
+            tensor, an array, a DataFrame, a nested list), or a torch ``Dataset`` (an
+            fcnet data set such as a split of :class:`~fcnet.data.FashionMNIST`), whose
+            inputs are used. For an ``(X, y)`` pair pass ``X``.
+
+    Returns:
+        ``(mean, std)``, each a tuple of one float per feature.
+
+    Raises:
+        TypeError, ValueError: As :func:`as_input_tensor` or :func:`to_tensors` for
+            ``data``; ValueError also for NaN or infinite inputs.
+
+    Example:
+        >>> import numpy as np
+        >>> from fcnet import build_mlp
+        >>> x = np.array([[1.0, 10.0], [3.0, 10.0]])
+        >>> feature_norm(x)
+        ((2.0, 10.0), (1.0, 1.0))
+        >>> model = build_mlp([2, 16, 3], input_norm=feature_norm(x))
+    """
+    if isinstance(data, Dataset):
+        x, _ = to_tensors(data, name="data")
+    else:
+        x = as_input_tensor(data, "data")
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise ValueError(f"data is empty: got inputs of shape {tuple(x.shape)}")
+    flat = x.reshape(x.shape[0], -1) if x.ndim > 1 else x.reshape(-1, 1)
+    values = flat.to(torch.float64)
+    if x.dtype == torch.uint8:
+        values = values / 255.0
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError(f"data inputs contain {int((~torch.isfinite(values)).sum())} NaN or "
+                         f"infinite values")
+    mean = values.mean(0)
+    std = values.std(0, correction=0)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return tuple(mean.tolist()), tuple(std.tolist())
 
 
 def _first_text(value: Any) -> str | bytes | None:
