@@ -154,7 +154,8 @@ def test_train_writes_the_run_and_info_reads_it(run_dir):
     assert info["spec"]["sizes"] == [784, 128, 64, 10]
     assert info["parameters"] == load_model(run_dir).num_parameters
     assert info["preprocessing"] == {"input_norm": [0.5, 0.5], "input_dtype": "uint8",
-                                     "input_range": [0.0, 1.0], "pixels": True}
+                                     "input_range": [0.0, 1.0], "feature_names": None,
+                                     "pixels": True}
     assert info["metrics"]["test_accuracy"] == metrics["test_accuracy"]
     assert info["classes"][0] == "T-shirt/top"
     text = fcnet("info", run_dir / "model" / "model.json").stdout

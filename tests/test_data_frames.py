@@ -109,3 +109,49 @@ def test_series_sample_weights(table):
     weighted.fit((df, y, pd.Series(np.ones(120))))
     plain.fit((df, y))
     assert weighted.history[-1]["train_loss"] == pytest.approx(plain.history[-1]["train_loss"])
+
+
+def test_the_training_columns_are_recorded_and_later_tables_must_match(table, tmp_path):
+    from fcnet import ModelCheckpoint, load_model, save_model
+
+    df, y = table
+    trainer = _trainer()
+    trainer.fit((df, y), (df.iloc[:40], y.iloc[:40]))
+    assert trainer.model.spec.feature_names == ("a", "b", "c", "d")
+    shuffled = df[["b", "a", "c", "d"]]
+    with pytest.raises(ValueError, match=r"^x has the training columns in another order "
+                       r"\(column 0 is 'b', in training 'a'\); select the training columns "
+                       r"in their order, e.g. X\[list\(trainer.model.spec.feature_names\)\]"):
+        trainer.predict(shuffled)
+    with pytest.raises(ValueError, match=r"^data's columns are not the training data's "
+                       r"\(missing \['d'\]; not seen in training \['e'\]\)"):
+        trainer.evaluate((df.rename(columns={"d": "e"}), y))
+    # Selecting the recorded columns is the way out; arrays are not checked.
+    expected = trainer.predict(df)
+    assert torch.equal(trainer.predict(shuffled[list(trainer.model.spec.feature_names)]),
+                       expected)
+    assert torch.equal(trainer.predict(df.to_numpy()), expected)
+    # The record travels with the model and with training checkpoints.
+    save_model(trainer.model, tmp_path / "m")
+    assert load_model(tmp_path / "m").spec.feature_names == ("a", "b", "c", "d")
+    first = Trainer(build_mlp([4, 16, 3], seed=0), epochs=2, batch_size=32, seed=0,
+                    progress=False, callbacks=[ModelCheckpoint(tmp_path / "ckpt", save_best=False)])
+    first.fit((df, y))
+    resumed = Trainer(build_mlp([4, 16, 3], seed=0), epochs=2, batch_size=32, seed=0,
+                      progress=False,
+                      callbacks=[ModelCheckpoint(tmp_path / "ckpt", save_best=False)])
+    resumed.fit((df, y), resume_from=tmp_path / "ckpt")
+    assert resumed.model.spec.feature_names == ("a", "b", "c", "d")
+    with pytest.raises(ValueError, match="^train has the training columns in another order"):
+        resumed.fit((shuffled, y))
+
+
+def test_a_first_fit_refuses_validation_columns_other_than_the_training_ones(table):
+    df, y = table
+    trainer = _trainer()
+    with pytest.raises(ValueError, match=r"^val has the training columns in another order"):
+        trainer.fit((df, y), (df[["d", "c", "b", "a"]], y))
+    assert trainer.model.spec.feature_names is None and len(trainer.history) == 0
+    # Tables with unnamed (integer) columns record nothing, as in scikit-learn.
+    trainer.fit((pd.DataFrame(df.to_numpy()), y))
+    assert trainer.model.spec.feature_names is None

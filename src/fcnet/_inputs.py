@@ -13,8 +13,9 @@ from fcnet.data import as_input_tensor
 from fcnet.data.arrays import is_array_like
 from fcnet.models import MLP
 
-__all__ = ["check_inputs", "check_labels", "check_outputs", "describe_data", "has_batch_norm",
-           "is_array", "predict_input", "warn_if_out_of_range"]
+__all__ = ["check_columns", "check_inputs", "check_labels", "check_outputs", "column_names",
+           "describe_data", "has_batch_norm", "is_array", "predict_input",
+           "warn_if_out_of_range"]
 
 
 def is_array(value: Any) -> bool:
@@ -40,6 +41,39 @@ def check_inputs(model: nn.Module, x: torch.Tensor, name: str) -> None:
     if in_features is not None and per_sample != in_features:
         raise ValueError(f"{name} inputs have {per_sample} features per sample (shape "
                          f"{tuple(x.shape)}), but the model expects {in_features}")
+
+
+def column_names(data: Any) -> tuple[str, ...] | None:
+    """The column names of inputs given as a table (``data`` or the X of ``(X, y[, w])``).
+
+    ``None`` unless the inputs are a DataFrame whose column names are all strings (as
+    scikit-learn records them).
+    """
+    x = data[0] if isinstance(data, (tuple, list)) and len(data) in (2, 3) else data
+    columns = getattr(x, "columns", None)
+    if columns is None or not is_array_like(x):
+        return None
+    names = list(columns)
+    return tuple(names) if names and all(isinstance(c, str) for c in names) else None
+
+
+def check_columns(expected: tuple[str, ...] | None, data: Any, name: str) -> None:
+    """Refuse a table whose columns are not the training table's, in its order."""
+    got = column_names(data)
+    if expected is None or got is None or got == expected:
+        return
+    missing = [c for c in expected if c not in got]
+    extra = [c for c in got if c not in expected]
+    way_out = ("select the training columns in their order, e.g. "
+               "X[list(trainer.model.spec.feature_names)]")
+    if not missing and not extra:
+        first = next(i for i, (a, b) in enumerate(zip(got, expected, strict=True)) if a != b)
+        raise ValueError(f"{name} has the training columns in another order (column {first} "
+                         f"is {got[first]!r}, in training {expected[first]!r}); {way_out}")
+    parts = ([f"missing {missing[:5]}"] if missing else []) + (
+        [f"not seen in training {extra[:5]}"] if extra else [])
+    raise ValueError(f"{name}'s columns are not the training data's ({'; '.join(parts)}); "
+                     f"{way_out}")
 
 
 def check_outputs(model: nn.Module, out: Any, loss: Any) -> int:

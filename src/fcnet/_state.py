@@ -16,7 +16,7 @@ from fcnet.history import History
 __all__ = ["check_resume", "check_state"]
 
 # Recorded by the first fit, so a checkpoint's model may hold them and a new one not.
-_TRAINING_RECORD = ("input_dtype", "input_range")
+_TRAINING_RECORD = ("input_dtype", "input_range", "feature_names")
 
 
 def check_state(state: Any, model: nn.Module, version: int) -> str:

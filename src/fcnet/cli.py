@@ -357,6 +357,7 @@ def _preprocessing(model: MLP) -> dict[str, Any]:
         "input_norm": None if spec.input_norm is None else spec.to_dict()["input_norm"],
         "input_dtype": spec.input_dtype,
         "input_range": None if spec.input_range is None else list(spec.input_range),
+        "feature_names": None if spec.feature_names is None else list(spec.feature_names),
         "pixels": spec.pixels,
     }
 
@@ -402,6 +403,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
         lo, hi = spec.input_range if spec.input_range else (math.nan, math.nan)
         print(f"trained on: {spec.input_dtype} inputs, values in [{lo:g}, {hi:g}] after "
               f"the pixel scaling")
+    if spec.feature_names:
+        names = spec.feature_names
+        more = f" and {len(names) - 8} more" if len(names) > 8 else ""
+        print(f"columns: {', '.join(names[:8])}{more}")
     if loaded.classes:
         print(f"classes: {', '.join(loaded.classes)}")
     if training:

@@ -221,6 +221,7 @@ class MLPSpec:
     # What the model was trained on, recorded by Trainer.fit (None: never trained):
     input_dtype: str | None = None  # dtype of the training inputs, e.g. "uint8", "float32"
     input_range: tuple[float, float] | None = None  # (min, max) after the pixel scaling
+    feature_names: tuple[str, ...] | None = None  # the training DataFrame's column names
 
     def __post_init__(self) -> None:
         sizes = _check_sizes(self.sizes)
@@ -247,6 +248,17 @@ class MLPSpec:
                     or rng[0] > rng[1]):
                 raise ValueError(f"input_range must be None or (min, max), got {rng!r}")
             object.__setattr__(self, "input_range", (float(rng[0]), float(rng[1])))
+        names = self.feature_names
+        if names is not None:
+            if isinstance(names, (str, bytes)) or not isinstance(names, Sequence) or not all(
+                    isinstance(n, str) for n in names):
+                raise TypeError(f"feature_names must be None or a sequence of str, got "
+                                f"{_short(names)}")
+            if len(names) != sizes[0] or len(set(names)) != len(names):
+                raise ValueError(f"feature_names must be {sizes[0]} distinct names (one per "
+                                 f"input feature), got {len(names)} with "
+                                 f"{len(set(names))} distinct")
+            object.__setattr__(self, "feature_names", tuple(names))
 
     @property
     def pixels(self) -> bool:
@@ -275,6 +287,7 @@ class MLPSpec:
         data["input_norm"] = None if self.input_norm is None else [
             v if isinstance(v, float) else list(v) for v in self.input_norm]
         data["input_range"] = None if self.input_range is None else list(self.input_range)
+        data["feature_names"] = None if self.feature_names is None else list(self.feature_names)
         return data
 
     @classmethod
@@ -290,7 +303,7 @@ class MLPSpec:
         if missing:
             raise ValueError(f"spec is missing the fields {missing}")
         kwargs = dict(data)
-        for key in ("sizes", "dropout", "input_norm", "input_range"):
+        for key in ("sizes", "dropout", "input_norm", "input_range", "feature_names"):
             if isinstance(kwargs.get(key), list):
                 kwargs[key] = tuple(kwargs[key])
         return cls(**kwargs)
@@ -464,15 +477,20 @@ class MLP(nn.Sequential):
                                 f"gives {tuple(expected[key].shape)}")
         return "; ".join(problems) or None
 
-    def record_input(self, dtype: torch.dtype, value_range: tuple[float, float]) -> None:
-        """Record what the model is trained on: the input dtype and the value range.
+    def record_input(self, dtype: torch.dtype, value_range: tuple[float, float],
+                     feature_names: Sequence[str] | None = None) -> None:
+        """Record what the model is trained on: the input dtype, value range and columns.
 
         :meth:`fcnet.Trainer.fit` calls this; it updates :attr:`spec` (so the record is
-        saved with the model) and the input layer's pixel rule.
+        saved with the model) and the input layer's pixel rule. ``feature_names`` are
+        the training DataFrame's column names (``None`` for other inputs); later inputs
+        given as DataFrames must have these columns in this order.
         """
         name = str(dtype).removeprefix("torch.")
         self.spec = replace(self.spec, input_dtype=name,
-                            input_range=(float(value_range[0]), float(value_range[1])))
+                            input_range=(float(value_range[0]), float(value_range[1])),
+                            feature_names=None if feature_names is None else tuple(
+                                feature_names))
         adapter = self[0]
         if isinstance(adapter, InputAdapter):
             adapter.pixels = self.spec.pixels

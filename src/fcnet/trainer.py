@@ -426,6 +426,8 @@ class Trainer:
     def _tensors(self, data: Any, name: str) -> tuple[torch.Tensor, torch.Tensor, int,
                                                       torch.Tensor | None]:
         data, w = _inputs.split_weights(data, name)
+        _inputs.check_columns(getattr(getattr(self.model, "spec", None), "feature_names", None),
+                              data, name)
         x, y = to_tensors(data, name=name)
         _inputs.check_inputs(self.model, x, name)
         classes = _inputs.check_outputs(self.model, self._probe(x, name), self.config.loss)
@@ -439,6 +441,8 @@ class Trainer:
         return x, y, classes, w
 
     def _as_input(self, x: Any) -> torch.Tensor:
+        _inputs.check_columns(getattr(getattr(self.model, "spec", None), "feature_names", None),
+                              x, "x")
         x = _inputs.predict_input(x)
         _inputs.check_inputs(self.model, x, "x")
         spec = getattr(self.model, "spec", None)
@@ -555,7 +559,7 @@ class Trainer:
         if isinstance(self.model, MLP) and isinstance(saved_spec, dict) \
                 and saved_spec.get("input_dtype") is not None:
             self.model.record_input(getattr(torch, saved_spec["input_dtype"]),
-                                    saved_spec["input_range"])
+                                    saved_spec["input_range"], saved_spec.get("feature_names"))
         self.history = History.from_dict(state["history"])
 
     def _restore_pending(self, state: Mapping[str, Any]) -> None:
@@ -632,6 +636,8 @@ class Trainer:
         xv = yv = wv = None
         if val is not None:
             xv, yv, _, wv = self._tensors(val, "val")
+            # The training table's columns, when the model has none recorded yet.
+            _inputs.check_columns(_inputs.column_names(train), val, "val")
         if self.augment is not None and x.dim() < 3:
             raise ValueError(
                 f"augment works on images, but the train inputs have shape {tuple(x.shape)}; "
@@ -726,7 +732,7 @@ class Trainer:
             lo, hi = float(x.min()), float(x.max())
             if x.dtype == torch.uint8:
                 lo, hi = lo / 255.0, hi / 255.0
-            self.model.record_input(x.dtype, (lo, hi))
+            self.model.record_input(x.dtype, (lo, hi), _inputs.column_names(train))
         self._ordered_callbacks()
         self._mlp_step = self._plan_step()
         if group is not None and self._mlp_step is None:
