@@ -155,3 +155,15 @@ def test_a_first_fit_refuses_validation_columns_other_than_the_training_ones(tab
     # Tables with unnamed (integer) columns record nothing, as in scikit-learn.
     trainer.fit((pd.DataFrame(df.to_numpy()), y))
     assert trainer.model.spec.feature_names is None
+
+
+def test_metrics_take_series_and_read_only_arrays(recwarn):
+    from fcnet.metrics import accuracy, confusion_matrix
+
+    true = pd.Series([0, 1, 2, 2])
+    pred = np.array([0, 1, 1, 2])
+    pred.flags.writeable = False
+    assert accuracy(true, pred) == 0.75
+    assert confusion_matrix(true, pd.Series(pred)).tolist() == [[1, 0, 0], [0, 1, 0],
+                                                                [0, 1, 1]]
+    assert not [w for w in recwarn if "not writable" in str(w.message)]

@@ -6,7 +6,19 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["check_choice", "check_int", "is_int", "is_number"]
+import numpy as np
+import torch
+
+__all__ = ["check_choice", "check_int", "is_array_like", "is_int", "is_number"]
+
+
+def is_array_like(value: Any) -> bool:
+    """Whether ``value`` is a table or array NumPy converts (pandas, polars, xarray, ...).
+
+    Tensors, numpy arrays, lists and scalars are not: fcnet takes those directly.
+    """
+    return not isinstance(value, (torch.Tensor, np.ndarray, list, tuple, str, bytes,
+                                  numbers.Number)) and hasattr(value, "__array__")
 
 
 def is_int(value: Any) -> bool:

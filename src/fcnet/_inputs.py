@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from fcnet._checks import is_array_like
 from fcnet.data import as_input_tensor
-from fcnet.data.arrays import is_array_like
 from fcnet.models import MLP
 
 __all__ = ["check_columns", "check_inputs", "check_labels", "check_outputs", "column_names",

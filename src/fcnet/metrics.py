@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from fcnet._checks import is_array_like
+
 __all__ = ["accuracy", "classification_report", "confusion_matrix", "per_class_accuracy"]
 
 
@@ -35,10 +37,12 @@ def _as_labels(values: Any, name: str) -> torch.Tensor:
             )
         tensor = tensor.to("cpu", torch.int64)
     else:
+        if is_array_like(values):  # a pandas Series, a polars column, ...
+            values = np.asarray(values)
         if isinstance(values, (str, bytes)) or not isinstance(values, (np.ndarray, Sequence)):
             raise TypeError(
-                f"{name} must be a torch.Tensor, a numpy array or a sequence of int labels, "
-                f"got {type(values).__name__}"
+                f"{name} must be a torch.Tensor, a numpy array, a pandas Series or a "
+                f"sequence of int labels, got {type(values).__name__}"
             )
         array = np.asarray(values)
         # An empty list becomes float64 in numpy; let the emptiness check below report it.
@@ -47,7 +51,7 @@ def _as_labels(values: Any, name: str) -> torch.Tensor:
                 f"{name} must hold integer class labels, got an array of dtype {array.dtype}; "
                 f"convert scores to labels first, e.g. proba.argmax(axis=1)"
             )
-        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64))
+        tensor = torch.from_numpy(np.array(array, dtype=np.int64))  # a copy: may be read-only
     if tensor.ndim != 1:
         raise ValueError(
             f"{name} must be 1-D (one label per sample), got shape {tuple(tensor.shape)}"

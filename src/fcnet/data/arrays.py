@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, TensorDataset
 
+from fcnet._checks import is_array_like
+
 __all__ = ["ArrayDataset", "as_input_tensor", "feature_norm", "to_tensors"]
 
 #: torchvision transforms that draw random numbers although their names do not start
@@ -42,15 +44,6 @@ def _list_to_array(value: list | tuple, what: str) -> np.ndarray:
             f"{what} must be a rectangular (nested) list of numbers, every sample with the "
             f"same shape; got a ragged list ({exc})"
         ) from None
-
-
-def is_array_like(value: Any) -> bool:
-    """Whether ``value`` is a table or array NumPy converts (pandas, polars, xarray, ...).
-
-    Tensors, numpy arrays, lists and scalars are not: fcnet takes those directly.
-    """
-    return not isinstance(value, (torch.Tensor, np.ndarray, list, tuple, str, bytes,
-                                  numbers.Number)) and hasattr(value, "__array__")
 
 
 def _numpy_dtype(dtype: Any) -> np.dtype | None:
