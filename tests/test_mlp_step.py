@@ -207,3 +207,31 @@ def test_weights_changed_by_a_callback_are_the_ones_trained(precision):
     for p, b in zip(model.parameters(), before, strict=True):
         assert torch.allclose(p, b / 16)
     assert trainer.history.meta["step"] == "fused"
+
+
+class _NewGradsThenNaN(Callback):
+    """After batch 1: new gradient tensors, and a NaN weight that stops the next step."""
+
+    def on_batch_end(self, trainer, batch, logs):
+        if batch == 1:
+            for p in trainer.model.parameters():
+                p.grad = torch.zeros_like(p)
+            with torch.no_grad():
+                trainer.model.output.bias[0] = float("nan")
+
+
+def test_a_fit_stopped_after_the_buffers_were_replaced_leaves_no_shared_state():
+    from fcnet.exceptions import NonFiniteLossError
+
+    model = build_mlp([784, 16, 10], seed=0)
+    trainer = _trainer(model, callbacks=[_NewGradsThenNaN()])
+    with pytest.raises(NonFiniteLossError):
+        trainer.fit(_data(256))
+    state = trainer.optimizer.state
+    assert len(state) == len(list(model.parameters()))
+    for entry in state.values():
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert not entry[key]._is_view(), key
+    # What a caller saving the optimizer's state with safetensors needs: no shared memory.
+    safetensors.torch.save({f"{i}.{k}": v for i, e in enumerate(state.values())
+                            for k, v in e.items()})

@@ -302,12 +302,13 @@ class MLPStep:
             p.data = p.data.clone()
             if p.grad is not None:
                 p.grad = p.grad.clone()
-        if self._state_views is not None:
-            for p in self.params:
-                e = self.optimizer.state.get(p)
-                for key in ("exp_avg", "exp_avg_sq", "step"):
-                    if e and isinstance(e.get(key), torch.Tensor):
-                        e[key] = e[key].clone()
+        # Also after check() re-attached the parameters: averages attached before are
+        # still views of the earlier flat buffers.
+        for p in self.params:
+            e = self.optimizer.state.get(p)
+            for key in ("exp_avg", "exp_avg_sq", "step"):
+                if e and isinstance(e.get(key), torch.Tensor) and e[key]._is_view():
+                    e[key] = e[key].clone()
         self._state_views = None
 
     # ---------------------------------------------------------------- the step
