@@ -9,6 +9,7 @@ shows its options and examples::
     fcnet evaluate runs/baseline                    # Fashion-MNIST test set
     fcnet evaluate runs/baseline --data photos/     # a folder of class sub-folders
     fcnet predict runs/baseline shoe.jpg shirt.png  # label and probability per file
+    fcnet predict my_model/ new_rows.csv            # ... per row of a table
     fcnet export runs/baseline --format onnx        # runs/baseline/model.onnx
 
 MODEL is a folder written by :func:`fcnet.save_model`, a run folder holding one in
@@ -24,6 +25,7 @@ with exit status 2, as are bad options; an interrupted command exits with status
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import os
@@ -310,15 +312,113 @@ def _image_paths(arguments: Sequence[str]) -> list[Path]:
     return paths
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_table(path: Path, spec: Any, drop: list[str]) -> tuple[torch.Tensor, list[str]]:
+    """The rows of a CSV file as model inputs, and the sources ``FILE:ROW`` of the rows.
+
+    A header (a first row that is not all numbers) names the columns: a model trained on
+    a DataFrame takes its columns by name, any others are left out; otherwise every
+    column but the ``drop`` ones is a feature, in the file's order. Whole numbers become
+    int64 (pixels for a model trained on uint8 images), other values float32.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise _Failure(f"cannot read the CSV file '{path}': {_one_line(e)}") from None
+    if not rows:
+        raise _Failure(f"the CSV file '{path}' has no rows")
+    header = None if all(_is_number(c) for c in rows[0]) else [c.strip() for c in rows[0]]
+    body = rows[1:] if header is not None else rows
+    if not body:
+        raise _Failure(f"the CSV file '{path}' has a header and no rows")
+    width = len(rows[0])
+    names = header or [str(i + 1) for i in range(width)]
+    if drop and header is None:
+        raise _Failure(f"--drop names columns, but '{path}' has no header row")
+    unknown = [d for d in drop if d not in names]
+    if unknown:
+        raise _Failure(f"--drop: '{path}' has no columns {unknown}; it has {names[:10]}")
+    wanted = spec.feature_names
+    if wanted is not None:
+        if header is None:
+            raise _Failure(f"the model was trained on the columns {list(wanted[:5])}...; "
+                           f"'{path}' needs a header row naming them")
+        missing = [n for n in wanted if n not in names]
+        if missing:
+            raise _Failure(f"'{path}' lacks the model's columns {missing[:5]}"
+                           f"{' and more' if len(missing) > 5 else ''}")
+        columns = [names.index(n) for n in wanted]
+    else:
+        columns = [i for i, n in enumerate(names) if n not in drop]
+        if len(columns) != spec.in_features:
+            raise _Failure(f"'{path}' has {len(columns)} feature columns, the model takes "
+                           f"{spec.in_features}; leave out the others with --drop NAMES "
+                           f"(a label or id column, for example)")
+    values = []
+    for number, row in enumerate(body, start=1):
+        if len(row) != width:
+            raise _Failure(f"'{path}' row {number} has {len(row)} cells, the first row "
+                           f"{width}")
+        try:
+            values.append([float(row[i]) for i in columns])
+        except ValueError:
+            bad = next(i for i in columns if not _is_number(row[i]))
+            cell = row[bad].strip()
+            raise _Failure(f"'{path}' row {number}, column {names[bad]!r}: "
+                           + (f"{cell!r} is not a number" if cell else "the cell is empty")
+                           ) from None
+    table = torch.tensor(values, dtype=torch.float64)
+    if not bool(torch.isfinite(table).all()):
+        raise _Failure(f"'{path}' holds NaN or infinite values")
+    whole = bool((table == table.round()).all()) and bool(table.abs().max() < 2**53)
+    inputs = table.to(torch.int64) if whole else table.to(torch.float32)
+    return inputs, [f"{path}:{i}" for i in range(1, len(body) + 1)]
+
+
+def _predict_tables(loaded: _Loaded, paths: list[Path], args: argparse.Namespace
+                    ) -> list[dict[str, Any]]:
+    drop = [d.strip() for d in (args.drop or "").split(",") if d.strip()]
+    parts = [_read_table(p, loaded.model.spec, drop) for p in paths]
+    dtypes = {x.dtype for x, _ in parts}
+    dtype = dtypes.pop() if len(dtypes) == 1 else torch.float32
+    inputs = torch.cat([x.to(dtype) for x, _ in parts])
+    sources = [s for _, names in parts for s in names]
+    proba = Trainer(loaded.model, device=args.device, progress=False).predict_proba(inputs)
+    names = loaded.classes or [str(i) for i in range(proba.shape[1])]
+    values, labels = proba.topk(args.top_k, dim=1)
+    results = []
+    for i, source in enumerate(sources):
+        top = [{"label": int(k), "class": names[int(k)], "probability": float(p)}
+               for p, k in zip(values[i].tolist(), labels[i].tolist(), strict=True)]
+        results.append({"source": source, **top[0], "top": top})
+    return results
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     loaded = _load(args.model, args.device, args.classes)
-    size = _image_size(loaded)
     if args.top_k > loaded.model.spec.num_classes:
         raise _Failure(f"--top-k must be at most the model's {loaded.model.spec.num_classes} "
                        f"classes, got {args.top_k}")
-    paths = _image_paths(args.images)
-    results = predict_images(loaded.model, paths, classes=loaded.classes, top_k=args.top_k,
-                             size=size, progress=_progress(len(paths)))
+    tables = [a for a in args.images if a.lower().endswith(".csv")]
+    if tables and len(tables) != len(args.images):
+        raise _Failure("give image files or CSV files, not both in one call")
+    if tables:
+        results = _predict_tables(loaded, [Path(t).expanduser() for t in tables], args)
+    else:
+        if args.drop:
+            raise _Failure("--drop is for CSV files")
+        size = _image_size(loaded)
+        paths = _image_paths(args.images)
+        results = predict_images(loaded.model, paths, classes=loaded.classes,
+                                 top_k=args.top_k, size=size, progress=_progress(len(paths)))
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
@@ -501,17 +601,27 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_evaluate)
 
     p = _subparser(
-        sub, "predict", "classify image files",
+        sub, "predict", "classify image files or the rows of CSV files",
         "Classify image files (PNG, JPEG or any format Pillow reads, any size and mode). "
         "Each is converted as the Fashion-MNIST images were made: background trimmed, "
         "longest side resized to 28 pixels, centred on a 28x28 canvas, grayscale, and "
         "negated when the background is light, so a photo of a dark object on white "
-        "paper looks like a data-set image. A folder stands for every image in it.",
+        "paper looks like a data-set image. A folder stands for every image in it. "
+        "Files ending in .csv are tables instead, one sample per row: a model trained on "
+        "a DataFrame takes its columns by name from the header row (other columns are "
+        "left out); for other models every column but the --drop ones is a feature, in "
+        "order. Whole numbers are read as integers (raw pixels for a model trained on "
+        "uint8 images), others as floats.",
         "  fcnet predict runs/baseline shoe.jpg\n"
         "  fcnet predict runs/baseline photos/ --top-k 3\n"
-        "  fcnet predict my_model/ shirt.png --classes fashion-mnist --json\n")
+        "  fcnet predict my_model/ shirt.png --classes fashion-mnist --json\n"
+        "  fcnet predict table_model/ new_rows.csv\n"
+        "  fcnet predict runs/baseline fashion-mnist_test.csv --drop label\n")
     p.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    p.add_argument("images", nargs="+", metavar="FILE",
+                   help="image files or folders, or CSV files")
+    p.add_argument("--drop", metavar="NAMES",
+                   help="CSV columns to leave out, comma-separated (by their header names)")
     p.add_argument("--top-k", type=_positive_int, default=1, metavar="K",
                    help="show the K most probable classes (default 1)")
     p.add_argument("--classes", metavar="NAMES", help=_CLASSES_HELP)

@@ -1,0 +1,95 @@
+"""``fcnet predict`` on CSV files: the rows of a table as samples."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fcnet import Trainer, build_mlp, save_model
+from fcnet.cli import main
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error:" in err[0], err
+    return err[0]
+
+
+@pytest.fixture(scope="module")
+def table_model(tmp_path_factory):
+    """A model trained on a DataFrame with named columns, saved; and its trainer."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(200, 3)) * [1.0, 10.0, 100.0], columns=["a", "b", "c"])
+    y = (df["a"] > 0).astype(int) + (df["c"] > 0).astype(int)
+    trainer = Trainer(build_mlp([3, 16, 3], seed=0), epochs=3, seed=0, progress=False)
+    trainer.fit((df, y))
+    folder = tmp_path_factory.mktemp("table") / "model"
+    save_model(trainer.model, folder)
+    return folder, trainer, df
+
+
+def test_a_table_model_takes_its_columns_by_name(table_model, tmp_path, capsys):
+    folder, trainer, df = table_model
+    rows = df.iloc[:6]
+    csv = tmp_path / "new.csv"
+    # Another column order and an id column the model never saw.
+    rows[["c", "a", "b"]].assign(id=range(6)).to_csv(csv, index=False)
+    assert main(["predict", str(folder), str(csv), "--json", "--top-k", "2"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["source"] for r in results] == [f"{csv}:{i}" for i in range(1, 7)]
+    proba = trainer.predict_proba(rows)
+    assert [r["label"] for r in results] == proba.argmax(1).tolist()
+    assert results[0]["probability"] == pytest.approx(float(proba[0].max()), abs=1e-6)
+    assert len(results[0]["top"]) == 2
+    assert main(["predict", str(folder), str(csv)]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith(f"{csv}:1: ")
+
+
+def test_a_pixel_model_reads_raw_pixel_rows_with_a_label_column(tmp_path, capsys):
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (40, 28, 28), dtype=torch.uint8, generator=g)
+    labels = torch.arange(40) % 10
+    trainer = Trainer(build_mlp([784, 16, 10], seed=0), epochs=1, seed=0, progress=False)
+    trainer.fit((images, labels))
+    save_model(trainer.model, tmp_path / "m")
+    flat = images[:4].reshape(4, -1).numpy()
+    header = "label," + ",".join(f"pixel{i + 1}" for i in range(784))
+    lines = [header] + [f"{int(lab)}," + ",".join(map(str, row))
+                        for lab, row in zip(labels[:4], flat, strict=True)]
+    (tmp_path / "pixels.csv").write_text("\n".join(lines) + "\n")
+    args = ["predict", str(tmp_path / "m"), str(tmp_path / "pixels.csv")]
+    assert main(args) == 2
+    assert "has 785 feature columns, the model takes 784; leave out the others with --drop" \
+        in _error(capsys)
+    assert main([*args, "--drop", "label", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    # Whole numbers are read as integers: raw pixels, as the uint8 images were.
+    assert [r["label"] for r in results] == trainer.predict(images[:4]).tolist()
+
+
+@pytest.mark.parametrize(("text", "extra", "message"), [
+    ("a,b\n1,2\n", [], "lacks the model's columns ['c']"),
+    ("1,2,3\n4,5,6\n", [], "needs a header row naming them"),
+    ("a,b,c\n1,,3\n", [], "row 1, column 'b': the cell is empty"),
+    ("a,b,c\n1,2,3\n1,x,3\n", [], "row 2, column 'b': 'x' is not a number"),
+    ("a,b,c\n1,2,3\n1,2\n", [], "row 2 has 2 cells, the first row 3"),
+    ("a,b,c\n", [], "has a header and no rows"),
+    ("a,b,c\n1,2,3\n", ["--drop", "z"], "--drop: "),
+    ("a,b,c\n1,nan,3\n", [], "holds NaN or infinite values"),
+])
+def test_bad_tables_are_one_line_errors(table_model, tmp_path, capsys, text, extra, message):
+    folder, _, _ = table_model
+    (tmp_path / "t.csv").write_text(text)
+    assert main(["predict", str(folder), str(tmp_path / "t.csv"), *extra]) == 2
+    assert message in _error(capsys)
+
+
+def test_images_and_tables_are_not_mixed(table_model, tmp_path, capsys):
+    folder, _, _ = table_model
+    (tmp_path / "t.csv").write_text("a,b,c\n1,2,3\n")
+    assert main(["predict", str(folder), str(tmp_path / "t.csv"), "shoe.png"]) == 2
+    assert "give image files or CSV files, not both" in _error(capsys)
