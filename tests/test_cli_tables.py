@@ -93,3 +93,48 @@ def test_images_and_tables_are_not_mixed(table_model, tmp_path, capsys):
     (tmp_path / "t.csv").write_text("a,b,c\n1,2,3\n")
     assert main(["predict", str(folder), str(tmp_path / "t.csv"), "shoe.png"]) == 2
     assert "give image files or CSV files, not both" in _error(capsys)
+
+
+def test_evaluate_reads_a_labelled_table(table_model, tmp_path, capsys):
+    folder, trainer, df = table_model
+    y = (df["a"] > 0).astype(int) + (df["c"] > 0).astype(int)
+    expected = trainer.evaluate((df, y))
+    csv = tmp_path / "test.csv"
+    df.assign(outcome=y).to_csv(csv, index=False)
+    assert main(["evaluate", str(folder), "--data", str(csv), "--label", "outcome",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 200 and report["accuracy"] == expected["accuracy"]
+    assert report["loss"] == pytest.approx(expected["loss"], rel=1e-6)
+    # Labels may be the class names, given by --classes here.
+    named = df.assign(outcome=np.array(["low", "mid", "high"])[y.to_numpy()])
+    named.to_csv(csv, index=False)
+    assert main(["evaluate", str(folder), "--data", str(csv), "--label", "outcome",
+                 "--classes", "low,mid,high"]) == 0
+    out = capsys.readouterr().out
+    assert f"accuracy: {expected['accuracy']:.4f}" in out and "data: table" in out
+    assert " rows)" in out  # per-class support counted in rows
+
+
+@pytest.mark.parametrize(("args", "text", "message"), [
+    ([], "a,b,c,y\n1,2,3,0\n", "name its label column with --label COLUMN"),
+    (["--label", "y"], "a,b,c,y\n1,2,3,7\n", "holds 7, not a class index of the model's 3"),
+    (["--label", "y"], "a,b,c,y\n1,2,3,cat\n", "the model's class names are not known"),
+    (["--label", "y", "--classes", "p,q,r"], "a,b,c,y\n1,2,3,cat\n",
+     "holds ['cat'], which are not the model's class names"),
+    (["--label", "z"], "a,b,c,y\n1,2,3,0\n", "--label: "),
+])
+def test_bad_labelled_tables_are_one_line_errors(table_model, tmp_path, capsys, args, text,
+                                                 message):
+    folder, _, _ = table_model
+    (tmp_path / "t.csv").write_text(text)
+    assert main(["evaluate", str(folder), "--data", str(tmp_path / "t.csv"), *args]) == 2
+    assert message in _error(capsys)
+
+
+def test_label_and_drop_are_for_tables(table_model, capsys):
+    folder, _, _ = table_model
+    assert main(["evaluate", str(folder), "--label", "y"]) == 2
+    assert "--label names the label column of a CSV file" in _error(capsys)
+    assert main(["predict", str(folder), "shoe.png", "--drop", "id"]) == 2
+    assert "--drop is for CSV files" in _error(capsys)

@@ -241,6 +241,19 @@ def _evaluation_data(args: argparse.Namespace, loaded: _Loaded
                      ) -> tuple[torch.Tensor, torch.Tensor, list[str], str]:
     """Images, the model's labels for them, the class names to show, and a description."""
     spec = loaded.model.spec
+    if args.label is not None and not args.data.lower().endswith(".csv"):
+        raise _Failure("--label names the label column of a CSV file given as --data")
+    if args.data.lower().endswith(".csv"):
+        path = Path(args.data).expanduser()
+        if args.label is None:
+            raise _Failure("--data is a CSV file: name its label column with --label COLUMN")
+        drop = [d.strip() for d in (args.drop or "").split(",") if d.strip()]
+        inputs, _, cells = _read_table(path, spec, drop, args.label)
+        labels = _table_labels(cells, path, args.label, loaded.classes, spec.num_classes)
+        names = loaded.classes or [str(i) for i in range(spec.num_classes)]
+        return inputs, labels, names, f"table {path}"
+    if args.drop:
+        raise _Failure("--drop is for CSV files")
     if args.data.lower() == "fashion-mnist":
         if spec.in_features != 784 or spec.num_classes < 10:
             raise _Failure(f"unsupported model '{loaded.path}': it takes {spec.in_features} "
@@ -283,13 +296,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         }, indent=2))
         return 0
     print(f"model: {loaded.path}")
-    print(f"data: {described}, {len(labels):,} images")
+    unit = "rows" if described.startswith("table ") else "images"
+    print(f"data: {described}, {len(labels):,} {unit}")
     print(f"accuracy: {result['accuracy']:.4f}  loss: {result['loss']:.4f}")
     width = max(len(name) for name in names)
     print("per-class accuracy:")
     for i, (name, acc) in enumerate(zip(names, per_class, strict=True)):
         shown = "   -  " if acc is None else f"{acc:.4f}"
-        print(f"  {i:>2} {name:<{width}}  {shown}  ({support[i]} images)")
+        print(f"  {i:>2} {name:<{width}}  {shown}  ({support[i]} {unit})")
     print("confusion matrix (rows: true class, columns: predicted class):")
     cell = max(4, len(str(int(cm.max()))) + 1)
     print("    " + "".join(f"{j:>{cell}}" for j in range(n)))
@@ -320,13 +334,15 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _read_table(path: Path, spec: Any, drop: list[str]) -> tuple[torch.Tensor, list[str]]:
-    """The rows of a CSV file as model inputs, and the sources ``FILE:ROW`` of the rows.
+def _read_table(path: Path, spec: Any, drop: list[str], label: str | None = None
+                ) -> tuple[torch.Tensor, list[str], list[str] | None]:
+    """The rows of a CSV file as model inputs, the sources ``FILE:ROW`` of the rows, and
+    the cells of the ``label`` column (``None`` without one).
 
     A header (a first row that is not all numbers) names the columns: a model trained on
     a DataFrame takes its columns by name, any others are left out; otherwise every
-    column but the ``drop`` ones is a feature, in the file's order. Whole numbers become
-    int64 (pixels for a model trained on uint8 images), other values float32.
+    column but the ``drop`` and ``label`` ones is a feature, in the file's order. Whole
+    numbers become int64 (pixels for a model trained on uint8 images), others float32.
     """
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -346,6 +362,11 @@ def _read_table(path: Path, spec: Any, drop: list[str]) -> tuple[torch.Tensor, l
     unknown = [d for d in drop if d not in names]
     if unknown:
         raise _Failure(f"--drop: '{path}' has no columns {unknown}; it has {names[:10]}")
+    if label is not None:
+        if header is None or label not in names:
+            raise _Failure(f"--label: '{path}' has no column {label!r}"
+                           + ("" if header is None else f"; it has {names[:10]}"))
+        drop = [*drop, label]
     wanted = spec.feature_names
     if wanted is not None:
         if header is None:
@@ -380,13 +401,35 @@ def _read_table(path: Path, spec: Any, drop: list[str]) -> tuple[torch.Tensor, l
         raise _Failure(f"'{path}' holds NaN or infinite values")
     whole = bool((table == table.round()).all()) and bool(table.abs().max() < 2**53)
     inputs = table.to(torch.int64) if whole else table.to(torch.float32)
-    return inputs, [f"{path}:{i}" for i in range(1, len(body) + 1)]
+    labels = None if label is None else [row[names.index(label)].strip() for row in body]
+    return inputs, [f"{path}:{i}" for i in range(1, len(body) + 1)], labels
+
+
+def _table_labels(cells: list[str], path: Path, column: str, classes: list[str] | None,
+                  num_classes: int) -> torch.Tensor:
+    """A label column's cells as class indices: indices ``0..K-1``, or the class names."""
+    if all(_is_number(c) and float(c).is_integer() for c in cells):
+        labels = torch.tensor([int(float(c)) for c in cells], dtype=torch.int64)
+        bad = labels[(labels < 0) | (labels >= num_classes)]
+        if len(bad):
+            raise _Failure(f"'{path}' column {column!r} holds {int(bad[0])}, not a class "
+                           f"index of the model's {num_classes} classes")
+        return labels
+    if not classes:
+        raise _Failure(f"'{path}' column {column!r} holds names (such as {cells[0]!r}) but "
+                       f"the model's class names are not known; pass --classes")
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = sorted({c for c in cells if c not in index})
+    if unknown:
+        raise _Failure(f"'{path}' column {column!r} holds {unknown[:3]}, which are not the "
+                       f"model's class names {classes[:10]}")
+    return torch.tensor([index[c] for c in cells], dtype=torch.int64)
 
 
 def _predict_tables(loaded: _Loaded, paths: list[Path], args: argparse.Namespace
                     ) -> list[dict[str, Any]]:
     drop = [d.strip() for d in (args.drop or "").split(",") if d.strip()]
-    parts = [_read_table(p, loaded.model.spec, drop) for p in paths]
+    parts = [_read_table(p, loaded.model.spec, drop)[:2] for p in paths]
     dtypes = {x.dtype for x, _ in parts}
     dtype = dtypes.pop() if len(dtypes) == 1 else torch.float32
     inputs = torch.cat([x.to(dtype) for x, _ in parts])
@@ -589,10 +632,17 @@ def _parser() -> argparse.ArgumentParser:
         "T-shirt/top), else sorted sub-folder i is class i.",
         "  fcnet evaluate runs/baseline\n"
         "  fcnet evaluate runs/baseline --data photos/ --json\n"
-        "  fcnet evaluate my_model/ --data-root ~/data/fashion-mnist\n")
+        "  fcnet evaluate my_model/ --data-root ~/data/fashion-mnist\n"
+        "  fcnet evaluate table_model/ --data test.csv --label outcome\n"
+        "  fcnet evaluate runs/baseline --data fashion-mnist_test.csv --label label\n")
     p.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
-    p.add_argument("--data", default="fashion-mnist", metavar="fashion-mnist|DIR",
-                   help="the Fashion-MNIST test set (default) or an image folder")
+    p.add_argument("--data", default="fashion-mnist", metavar="fashion-mnist|DIR|FILE.csv",
+                   help="the Fashion-MNIST test set (default), an image folder, or a CSV "
+                   "file read as 'fcnet predict' reads tables")
+    p.add_argument("--label", metavar="COLUMN",
+                   help="a CSV file's label column: class indices or the class names")
+    p.add_argument("--drop", metavar="NAMES",
+                   help="CSV columns to leave out, comma-separated (by their header names)")
     p.add_argument("--data-root", type=Path, metavar="DIR",
                    help="folder holding the Fashion-MNIST files")
     p.add_argument("--classes", metavar="NAMES", help=_CLASSES_HELP)
