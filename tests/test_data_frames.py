@@ -167,3 +167,16 @@ def test_metrics_take_series_and_read_only_arrays(recwarn):
     assert confusion_matrix(true, pd.Series(pred)).tolist() == [[1, 0, 0], [0, 1, 0],
                                                                 [0, 1, 1]]
     assert not [w for w in recwarn if "not writable" in str(w.message)]
+
+
+def test_the_tabular_example_runs():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "tabular_trainer.py"
+    spec = importlib.util.spec_from_file_location("tabular_trainer", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    # Seed 0 reached 0.9580 where the example's docstring was measured (0.8112 on the
+    # raw columns); run() also checks that fcnet predict on its CSV agrees.
+    assert example.run(0, show=False) > 0.93
