@@ -143,3 +143,12 @@ def test_fcnet_info_shows_per_feature_norms(table, tmp_path, capsys):
     mean, std = feature_norm(x)
     assert line.endswith(f"then (x - per-feature {min(mean):g}..{max(mean):g}) / per-feature "
                          f"{min(std):g}..{max(std):g}")
+
+
+def test_zero_dimensional_statistics_are_one_value_for_all_features():
+    x = torch.rand(50, 4, generator=torch.Generator().manual_seed(0))
+    model = build_mlp([4, 3], input_norm=(x.mean(), x.std()), seed=0)
+    assert model.spec.input_norm == (float(x.mean()), float(x.std()))
+    assert model.input.mean.shape == ()
+    assert build_mlp([4, 3], input_norm=(np.float32(0.5), np.array(0.25))).spec.input_norm \
+        == (0.5, 0.25)

@@ -155,27 +155,26 @@ def _short(value: Any) -> str:
 
 def _norm_values(value: Any, what: str, in_features: int) -> _Norm:
     """One ``input_norm`` entry as a float or a tuple of ``in_features`` floats."""
-    if is_number(value):
-        values = np.array([float(value)])
-    elif isinstance(value, (str, bytes, bool, Mapping)) or value is None:
+    if isinstance(value, (str, bytes, bool, Mapping)) or value is None:
         raise TypeError(f"input_norm's {what} must be a number or one number per input "
                         f"feature, got {_short(value)}")
-    else:
-        if isinstance(value, torch.Tensor):
-            value = value.detach().cpu()
-        try:
-            values = np.asarray(value, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError):
-            raise TypeError(f"input_norm's {what} must be a number or one number per input "
-                            f"feature, got {_short(value)}") from None
-        if values.size != in_features:
-            raise ValueError(f"input_norm's {what} has {values.size} values, but the model has "
-                             f"{in_features} input features: give one number, or one per "
-                             f"feature")
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+    try:
+        values = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"input_norm's {what} must be a number or one number per input "
+                        f"feature, got {_short(value)}") from None
+    scalar = values.ndim == 0  # a number, or a 0-d array or tensor (x.mean())
+    values = values.reshape(-1)
+    if not scalar and values.size != in_features:
+        raise ValueError(f"input_norm's {what} has {values.size} values, but the model has "
+                         f"{in_features} input features: give one number, or one per "
+                         f"feature")
     bad = np.flatnonzero(~np.isfinite(values) | ((values <= 0) if what == "std" else False))
     if bad.size:
         i = int(bad[0])
-        where = "" if is_number(value) else (
+        where = "" if scalar else (
             f" for feature {i}" + (f" (and {bad.size - 1} more)" if bad.size > 1 else ""))
         rule = "finite and > 0" if what == "std" else "finite"
         hint = (": a constant feature has std 0; use 1 for it, e.g. np.where(std > 0, std, 1), "
@@ -183,7 +182,7 @@ def _norm_values(value: Any, what: str, in_features: int) -> _Norm:
                 if where and what == "std" and values[i] == 0 else "")
         raise ValueError(f"input_norm's {what} must be {rule}, got {float(values[i])!r}{where}"
                          f"{hint}")
-    return float(values[0]) if is_number(value) else tuple(float(v) for v in values)
+    return float(values[0]) if scalar else tuple(float(v) for v in values)
 
 
 def _check_input_norm(input_norm: Any, in_features: int) -> tuple[_Norm, _Norm] | None:
