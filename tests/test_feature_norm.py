@@ -131,6 +131,9 @@ def test_feature_norm_refuses_what_it_cannot_use():
         feature_norm(np.array([["a", "b"]]))
     with pytest.raises(ValueError, match="empty"):
         feature_norm(np.zeros((0, 3)))
+    with pytest.raises(ValueError, match=r"\(N, features\) inputs, got shape \(5,\); a single "
+                       r"feature is x.reshape\(-1, 1\)"):
+        feature_norm(np.zeros(5))
 
 
 def test_fcnet_info_shows_per_feature_norms(table, tmp_path, capsys):

@@ -206,10 +206,12 @@ def feature_norm(data: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
         x, _ = to_tensors(data, name="data")
     else:
         x = as_input_tensor(data, "data")
-    if x.ndim < 1 or x.shape[0] == 0:
+    if x.ndim < 2:
+        raise ValueError(f"data must be (N, features) inputs, got shape {tuple(x.shape)}; "
+                         f"a single feature is x.reshape(-1, 1)")
+    if x.shape[0] == 0:
         raise ValueError(f"data is empty: got inputs of shape {tuple(x.shape)}")
-    flat = x.reshape(x.shape[0], -1) if x.ndim > 1 else x.reshape(-1, 1)
-    values = flat.to(torch.float64)
+    values = x.reshape(x.shape[0], -1).to(torch.float64)
     if x.dtype == torch.uint8:
         values = values / 255.0
     if not bool(torch.isfinite(values).all()):
