@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -134,6 +136,10 @@ def test_the_training_columns_are_recorded_and_later_tables_must_match(table, tm
     # The record travels with the model and with training checkpoints.
     save_model(trainer.model, tmp_path / "m")
     assert load_model(tmp_path / "m").spec.feature_names == ("a", "b", "c", "d")
+    saved = json.loads((tmp_path / "m" / "model.json").read_text())["spec"]
+    assert saved["feature_names"] == ["a", "b", "c", "d"]
+    # Models without recorded columns write no such key: fcnet 0.3 still reads them.
+    assert "feature_names" not in build_mlp([4, 3]).spec.to_dict()
     first = Trainer(build_mlp([4, 16, 3], seed=0), epochs=2, batch_size=32, seed=0,
                     progress=False, callbacks=[ModelCheckpoint(tmp_path / "ckpt", save_best=False)])
     first.fit((df, y))

@@ -279,14 +279,20 @@ class MLPSpec:
         return MLP(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the spec as a JSON-serialisable dict (lists instead of tuples)."""
+        """Return the spec as a JSON-serialisable dict (lists instead of tuples).
+
+        ``feature_names`` is left out when it is ``None``.
+        """
         data = asdict(self)
         data["sizes"] = list(self.sizes)
         data["dropout"] = list(self.dropout)
         data["input_norm"] = None if self.input_norm is None else [
             v if isinstance(v, float) else list(v) for v in self.input_norm]
         data["input_range"] = None if self.input_range is None else list(self.input_range)
-        data["feature_names"] = None if self.feature_names is None else list(self.feature_names)
+        if self.feature_names is None:
+            del data["feature_names"]  # files of other models stay as fcnet 0.3 reads them
+        else:
+            data["feature_names"] = list(self.feature_names)
         return data
 
     @classmethod
