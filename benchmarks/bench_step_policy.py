@@ -17,21 +17,33 @@ skip: the step's matrix products (forward, weight and input gradients), torch's 
 Adam kernel on all the parameters, and the validation pass's products
 (``results/step_floor.json``).
 
+``--compile`` asks whether ``torch.compile`` pays for that network's step: the step's
+arithmetic (fcnet's own step as a function of tensors: the input scaling, the products,
+ReLU and dropout masks, log-softmax and the loss, ``softmax - target``, the weight and
+input gradients) run 750 times on one thread, eagerly and compiled by inductor
+(``fullgraph=True``, static shapes), with the time the compilation took
+(``results/step_compile.json``). Adam and the drawing of the masks are left out: they
+are the same in both.
+
     .venv/bin/python benchmarks/bench_step_policy.py            # --quick, --rounds N
     .venv/bin/python benchmarks/bench_step_policy.py --busy     # with a core taken
     .venv/bin/python benchmarks/bench_step_policy.py --floor    # an epoch's unavoidable work
+    .venv/bin/python benchmarks/bench_step_policy.py --compile  # eager against compiled
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import _common as C  # noqa: N812 (the benchmarks' shared module)
 
@@ -151,6 +163,95 @@ def floor(sizes: list[int], batch: int, train: int, val: int, eval_batch: int = 
     return out
 
 
+def step_function(sizes: list[int], keep: float = 0.75) -> Any:
+    """The step's arithmetic as a function of tensors: ``(x, y, masks, *params)`` to the
+    loss and the gradients (last layer first: weight, bias, ...), as fcnet's step
+    computes them; ``masks`` hold 0 or ``1 / keep``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    layers = len(sizes) - 1
+    scale = torch.tensor(1 / 255)
+
+    def step(xb, yb, ms, *ps):
+        h = xb.float() * scale
+        acts = [h]
+        for k in range(layers):
+            z = torch.addmm(ps[2 * k + 1], h, ps[2 * k].t())
+            if k < layers - 1:
+                h = z.relu() * ms[k]
+                acts.append(h)
+        logp = torch.log_softmax(z, 1)
+        loss = F.nll_loss(logp, yb)
+        d = (logp.exp() - F.one_hot(yb, sizes[-1]).float()) * (1.0 / len(yb))
+        grads = []
+        for k in range(layers - 1, -1, -1):
+            grads += [d.t() @ acts[k], d.sum(0)]
+            if k:
+                d = torch.ops.aten.threshold_backward(d @ ps[2 * k], acts[k], 0) / keep
+        return loss, grads
+
+    return step
+
+
+def compiled(sizes: list[int], batch: int, steps: int, repeats: int = 3,
+             modes: tuple[str, ...] = ("eager", "compiled")) -> dict[str, Any]:
+    """Seconds for ``steps`` steps of the step's arithmetic, eager and compiled.
+
+    One thread, float32, uint8 inputs, dropout 0.25 after each hidden layer (the masks
+    drawn beforehand, as fcnet draws a chunk's at once); medians over ``repeats``.
+    """
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=False))
+    params = []
+    for i, o in pairs:
+        params += [torch.randn(o, i, generator=g) * i ** -0.5, torch.zeros(o)]
+    x = torch.randint(0, 256, (steps, batch, sizes[0]), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, sizes[-1], (steps, batch), generator=g)
+    masks = [(torch.rand(steps, batch, o, generator=g) < 0.75).float() / 0.75
+             for _, o in pairs[:-1]]
+    step = step_function(sizes)
+
+    def epoch(fn) -> None:
+        for s in range(steps):
+            fn(x[s], y[s], [m[s] for m in masks], *params)
+
+    out: dict[str, Any] = {"steps": steps}
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for mode in modes:
+            fn = step
+            if mode == "compiled":
+                t0 = time.perf_counter()
+                try:
+                    fn = torch.compile(step, fullgraph=True, dynamic=False)
+                    fn(x[0], y[0], [m[0] for m in masks], *params)
+                except Exception as e:  # no C++ compiler, an unsupported op, ...
+                    out["compile_error"] = f"{type(e).__name__}: {e}"[:500]
+                    continue
+                out["compile_seconds"] = time.perf_counter() - t0
+            epoch(fn)  # warm-up
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                epoch(fn)
+                times.append(time.perf_counter() - t0)
+            out[f"{mode}_seconds"] = statistics.median(times)
+            out[f"{mode}_all_seconds"] = times
+    finally:
+        torch.set_num_threads(before)
+    if "eager_seconds" in out and "compiled_seconds" in out:
+        saved = out["eager_seconds"] - out["compiled_seconds"]
+        out["saved_seconds_per_epoch"] = saved
+        out["epochs_to_repay_compile"] = (out["compile_seconds"] / saved if saved > 0
+                                          else None)
+    return out
+
+
 def main() -> None:
     parser = C.base_parser(__doc__.splitlines()[0], threads=False)
     parser.add_argument("--rounds", type=int, default=2, help="fresh processes per cell")
@@ -158,6 +259,8 @@ def main() -> None:
                         help="one thread: an epoch's products, Adam kernel and validation")
     parser.add_argument("--busy", action="store_true",
                         help="float32 only, with another process spinning on one core")
+    parser.add_argument("--compile", action="store_true",
+                        help="one thread: the step's arithmetic eager and torch.compile'd")
     parser.add_argument("--worker", nargs=5, help="(internal) sizes batch threads precision n")
     args = parser.parse_args()
     if args.worker:
@@ -166,6 +269,21 @@ def main() -> None:
                                        int(n))}))
         return
     started = time.time()
+    if args.compile:
+        sizes, batch = SHAPES[0]
+        steps = 64 if args.quick else 48_000 // batch
+        # An empty inductor cache, so that the compile time is a first compilation's.
+        with tempfile.TemporaryDirectory() as cache:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+            out = compiled(sizes, batch, steps, repeats=1 if args.quick else 5)
+        out["inductor_cache"] = "empty at the start (a new folder)"
+        print(f"{sizes} batch {batch}, {steps} steps, one thread: "
+              + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                          for k, v in out.items() if not k.endswith("all_seconds")))
+        C.write_result("step_compile", {"sizes": sizes, "batch": batch, "threads": 1,
+                                        "dropout": 0.25, **out},
+                       quick=args.quick, out=args.out, started=started)
+        return
     if args.floor:
         sizes, batch = SHAPES[0]
         train, val = (4096, 1024) if args.quick else (48_000, 12_000)

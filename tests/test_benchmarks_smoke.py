@@ -339,3 +339,34 @@ def test_step_policy_busy_core_spins_a_process_for_the_block_only(bench, monkeyp
     with policy.busy_core(True):
         assert len(started) == 1 and started[0].poll() is None  # spinning
     assert started[0].poll() is not None  # killed on the way out
+
+
+def test_step_compile_times_the_steps_arithmetic_which_is_autograds(bench):
+    import torch.nn.functional as F
+
+    policy = bench("bench_step_policy")
+    sizes = [12, 8, 6, 3]
+    g = torch.Generator().manual_seed(0)
+    params = []
+    for i, o in zip(sizes[:-1], sizes[1:], strict=False):
+        params += [torch.randn(o, i, generator=g), torch.randn(o, generator=g)]
+    x = torch.randint(0, 256, (5, 12), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 3, (5,), generator=g)
+    masks = [(torch.rand(5, o, generator=g) < 0.75).float() / 0.75 for o in sizes[1:-1]]
+    loss, grads = policy.step_function(sizes)(x, y, masks, *params)
+    leaves = [p.clone().requires_grad_() for p in params]
+    h = x.float() / 255
+    for k in range(3):
+        h = F.linear(h, leaves[2 * k], leaves[2 * k + 1])
+        if k < 2:
+            h = h.relu() * masks[k]
+    reference = F.cross_entropy(h, y)
+    reference.backward()
+    assert torch.allclose(loss, reference)
+    by_layer = [grads[2 * (2 - k) + j] for k in range(3) for j in range(2)]
+    for got, leaf in zip(by_layer, leaves, strict=True):
+        assert torch.allclose(got, leaf.grad, atol=1e-5)
+    before = torch.get_num_threads()
+    out = policy.compiled(sizes, 5, 4, repeats=1, modes=("eager",))
+    assert out["eager_seconds"] > 0 and out["steps"] == 4 and "compiled_seconds" not in out
+    assert torch.get_num_threads() == before
