@@ -130,6 +130,10 @@ def machine_info() -> dict[str, Any]:
         tv_version = None
     return {
         "cpu_model": info.get("model name", platform.processor() or "unknown"),
+        # A model name such as "AMD EPYC" covers several generations; these tell them apart.
+        "cpu_vendor": info.get("vendor_id"),
+        "cpu_family": info.get("cpu family"),
+        "cpu_model_number": info.get("model"),
         "logical_cores": os.cpu_count(),
         "usable_cores": usable,
         "cpu_flags": {name: name in flags for name in wanted},
