@@ -138,3 +138,15 @@ def test_label_and_drop_are_for_tables(table_model, capsys):
     assert "--label names the label column of a CSV file" in _error(capsys)
     assert main(["predict", str(folder), "shoe.png", "--drop", "id"]) == 2
     assert "--drop is for CSV files" in _error(capsys)
+
+
+def test_top_classes_ranks_each_row():
+    from fcnet.images import top_classes
+
+    proba = torch.tensor([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]])
+    out = top_classes(proba, ["a.csv:1", "a.csv:2"], classes=["x", "y", "z"], top_k=2)
+    assert out[0] == {"source": "a.csv:1", "label": 1, "class": "y",
+                      "probability": pytest.approx(0.7),
+                      "top": [{"label": 1, "class": "y", "probability": pytest.approx(0.7)},
+                              {"label": 2, "class": "z", "probability": pytest.approx(0.2)}]}
+    assert [r["class"] for r in top_classes(proba, ["1", "2"])] == ["1", "0"]

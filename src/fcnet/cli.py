@@ -43,7 +43,7 @@ from fcnet import __version__, load_model
 from fcnet.data import FashionMNIST, ImageFolder
 from fcnet.exceptions import FcnetError
 from fcnet.export import INPUT_NAME, export_onnx, output_name
-from fcnet.images import image_files, image_size, load_images, predict_images
+from fcnet.images import image_files, image_size, load_images, predict_images, top_classes
 from fcnet.metrics import confusion_matrix, per_class_accuracy
 from fcnet.models import MLP
 from fcnet.recipes import RECIPES, run_recipe
@@ -435,14 +435,7 @@ def _predict_tables(loaded: _Loaded, paths: list[Path], args: argparse.Namespace
     inputs = torch.cat([x.to(dtype) for x, _ in parts])
     sources = [s for _, names in parts for s in names]
     proba = Trainer(loaded.model, device=args.device, progress=False).predict_proba(inputs)
-    names = loaded.classes or [str(i) for i in range(proba.shape[1])]
-    values, labels = proba.topk(args.top_k, dim=1)
-    results = []
-    for i, source in enumerate(sources):
-        top = [{"label": int(k), "class": names[int(k)], "probability": float(p)}
-               for p, k in zip(values[i].tolist(), labels[i].tolist(), strict=True)]
-        results.append({"source": source, **top[0], "top": top})
-    return results
+    return top_classes(proba, sources, classes=loaded.classes, top_k=args.top_k)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

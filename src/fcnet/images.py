@@ -44,7 +44,8 @@ from fcnet.data.folder import wide_gray_levels
 from fcnet.exceptions import DatasetFormatError
 from fcnet.trainer import Trainer
 
-__all__ = ["image_files", "image_size", "load_image", "load_images", "predict_images"]
+__all__ = ["image_files", "image_size", "load_image", "load_images", "predict_images",
+           "top_classes"]
 
 # "Closeness" to the background colour in the paper: within 5% of the largest possible
 # distance in RGB space.
@@ -305,15 +306,32 @@ def predict_images(model: Trainer | nn.Module,
         device = next(iter(net.parameters()), torch.empty(0)).device
         trainer = Trainer(net, device=device, progress=False)
     proba = trainer.predict_proba(images)
-    names = classes or [str(i) for i in range(proba.shape[1])]
+    names = [str(s) if isinstance(s, (str, os.PathLike)) else f"<image {i}>"
+             for i, s in enumerate(sources)]
+    return top_classes(proba, names, classes=classes, top_k=top_k)
+
+
+def top_classes(proba: torch.Tensor, sources: Sequence[str], *,
+                classes: Sequence[str] | None = None, top_k: int = 1) -> list[dict[str, Any]]:
+    """The most probable classes of each sample, as :func:`predict_images` reports them.
+
+    Args:
+        proba: ``(N, classes)`` probabilities, such as :meth:`fcnet.Trainer.predict_proba`
+            returns.
+        sources: What to call each sample (a file name, ``"rows.csv:3"``), ``N`` of them.
+        classes: The class names, indexed by label; ``None`` names them ``"0"``, ``"1"``...
+        top_k: How many classes to report per sample (at most the number of classes).
+
+    Returns:
+        One dict per sample: ``"source"``, the ``"label"``, ``"class"`` and
+        ``"probability"`` of the most probable class, and ``"top"``, the ``top_k`` most
+        probable classes as dicts with ``"label"``, ``"class"`` and ``"probability"``.
+    """
+    names = [str(c) for c in classes] if classes else [str(i) for i in range(proba.shape[1])]
     values, labels = proba.topk(min(top_k, proba.shape[1]), dim=1)
     results = []
     for i, source in enumerate(sources):
         top = [{"label": int(k), "class": names[int(k)], "probability": float(p)}
                for p, k in zip(values[i].tolist(), labels[i].tolist(), strict=True)]
-        results.append({
-            "source": str(source) if isinstance(source, (str, os.PathLike)) else f"<image {i}>",
-            **top[0],
-            "top": top,
-        })
+        results.append({"source": source, **top[0], "top": top})
     return results

@@ -426,8 +426,7 @@ class Trainer:
     def _tensors(self, data: Any, name: str) -> tuple[torch.Tensor, torch.Tensor, int,
                                                       torch.Tensor | None]:
         data, w = _inputs.split_weights(data, name)
-        _inputs.check_columns(getattr(getattr(self.model, "spec", None), "feature_names", None),
-                              data, name)
+        _inputs.check_columns(self._recorded_columns(), data, name)
         x, y = to_tensors(data, name=name)
         _inputs.check_inputs(self.model, x, name)
         classes = _inputs.check_outputs(self.model, self._probe(x, name), self.config.loss)
@@ -440,9 +439,12 @@ class Trainer:
                                  f"take; use a named loss or override Trainer.compute_loss")
         return x, y, classes, w
 
+    def _recorded_columns(self) -> tuple[str, ...] | None:
+        """The training table's column names the model recorded, if any."""
+        return getattr(getattr(self.model, "spec", None), "feature_names", None)
+
     def _as_input(self, x: Any) -> torch.Tensor:
-        _inputs.check_columns(getattr(getattr(self.model, "spec", None), "feature_names", None),
-                              x, "x")
+        _inputs.check_columns(self._recorded_columns(), x, "x")
         x = _inputs.predict_input(x)
         _inputs.check_inputs(self.model, x, "x")
         spec = getattr(self.model, "spec", None)
