@@ -247,8 +247,7 @@ def _evaluation_data(args: argparse.Namespace, loaded: _Loaded
         path = Path(args.data).expanduser()
         if args.label is None:
             raise _Failure("--data is a CSV file: name its label column with --label COLUMN")
-        drop = [d.strip() for d in (args.drop or "").split(",") if d.strip()]
-        inputs, _, cells = _read_table(path, spec, drop, args.label)
+        inputs, _, cells = _read_table(path, spec, _dropped(args), args.label)
         labels = _table_labels(cells, path, args.label, loaded.classes, spec.num_classes)
         names = loaded.classes or [str(i) for i in range(spec.num_classes)]
         return inputs, labels, names, f"table {path}"
@@ -326,6 +325,11 @@ def _image_paths(arguments: Sequence[str]) -> list[Path]:
     return paths
 
 
+def _dropped(args: argparse.Namespace) -> list[str]:
+    """The column names of ``--drop``."""
+    return [d.strip() for d in (args.drop or "").split(",") if d.strip()]
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -401,7 +405,8 @@ def _read_table(path: Path, spec: Any, drop: list[str], label: str | None = None
         raise _Failure(f"'{path}' holds NaN or infinite values")
     whole = bool((table == table.round()).all()) and bool(table.abs().max() < 2**53)
     inputs = table.to(torch.int64) if whole else table.to(torch.float32)
-    labels = None if label is None else [row[names.index(label)].strip() for row in body]
+    at = None if label is None else names.index(label)
+    labels = None if at is None else [row[at].strip() for row in body]
     return inputs, [f"{path}:{i}" for i in range(1, len(body) + 1)], labels
 
 
@@ -428,8 +433,7 @@ def _table_labels(cells: list[str], path: Path, column: str, classes: list[str] 
 
 def _predict_tables(loaded: _Loaded, paths: list[Path], args: argparse.Namespace
                     ) -> list[dict[str, Any]]:
-    drop = [d.strip() for d in (args.drop or "").split(",") if d.strip()]
-    parts = [_read_table(p, loaded.model.spec, drop)[:2] for p in paths]
+    parts = [_read_table(p, loaded.model.spec, _dropped(args))[:2] for p in paths]
     dtypes = {x.dtype for x, _ in parts}
     dtype = dtypes.pop() if len(dtypes) == 1 else torch.float32
     inputs = torch.cat([x.to(dtype) for x, _ in parts])
@@ -527,8 +531,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     scaling = ("pixels / 255 (uint8 and other integer input)" if spec.pixels
                else "uint8 pixels / 255, other inputs as they are")
     def value(v: float | tuple[float, ...]) -> str:
-        return f"{v:g}" if isinstance(v, float) else (
-            f"per-feature {v and min(v):g}..{v and max(v):g}")
+        return f"{v:g}" if isinstance(v, float) else f"per-feature {min(v):g}..{max(v):g}"
 
     norm = ("" if spec.input_norm is None
             else f", then (x - {value(spec.input_norm[0])}) / {value(spec.input_norm[1])}")
