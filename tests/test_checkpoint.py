@@ -290,6 +290,28 @@ def test_huge_spec_is_refused_without_allocating_it(tmp_path):
         load_model(folder)
 
 
+def test_save_model_replaces_a_model_but_never_a_folder_of_other_files(tmp_path,
+                                                                       monkeypatch):
+    (tmp_path / "proj" / "sub").mkdir(parents=True)
+    (tmp_path / "proj" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"path '.*proj' holds files that are not a saved "
+                                         r"model \(notes.txt, sub\); .*e.g. '.*proj/model'"):
+        save_model(build_mlp([4, 2]), tmp_path / "proj")
+    assert sorted(p.name for p in (tmp_path / "proj").iterdir()) == ["notes.txt", "sub"]
+    # The current folder (and those above it) would be renamed away from under the process.
+    monkeypatch.chdir(tmp_path / "proj" / "sub")
+    for here in (".", tmp_path / "proj" / "sub", ".."):
+        with pytest.raises(ValueError, match=r"is the current folder or one above it"):
+            save_model(build_mlp([4, 2]), here)
+    assert list((tmp_path / "proj" / "sub").iterdir()) == []
+    # An empty folder and a model's folder are written; the new model replaces the old.
+    (tmp_path / "empty").mkdir()
+    save_model(build_mlp([4, 2], seed=0), tmp_path / "empty")
+    save_model(build_mlp([4, 2], seed=1), tmp_path / "empty")
+    assert torch.equal(load_model(tmp_path / "empty")[1].weight,
+                       build_mlp([4, 2], seed=1)[1].weight)
+
+
 @pytest.mark.parametrize("failing", ["replace", "rename"])
 def test_a_failed_save_keeps_the_existing_model(tmp_path, monkeypatch, failing):
     first = build_mlp([8, 3], seed=0)

@@ -363,6 +363,32 @@ def _spec_mismatch(spec: MLPSpec, model: nn.Module) -> str | None:
     return None
 
 
+def _check_model_folder(folder: Path) -> None:
+    """Refuse a ``save_model`` path whose replacement would lose something else."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(
+            f"path must be a folder to hold {MODEL_WEIGHTS} and {MODEL_JSON}, but "
+            f"'{folder}' is a file"
+        )
+    here = Path.cwd()
+    if folder.resolve() in (here, *here.parents):
+        raise ValueError(
+            f"path '{folder}' is the current folder or one above it, which save_model "
+            f"would replace as a whole; save into a folder of its own, e.g. "
+            f"'{folder / 'model'}'. Nothing was written")
+    if folder.is_dir():
+        others = sorted(e.name for e in folder.iterdir()
+                        if e.name not in (MODEL_WEIGHTS, MODEL_JSON))
+        if others:
+            shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more"
+                                             if len(others) > 5 else "")
+            raise ValueError(
+                f"path '{folder}' holds files that are not a saved model ({shown}); "
+                f"save_model replaces the whole folder, so it writes only to a new or "
+                f"empty folder or to one that holds a model. Pick another path, e.g. "
+                f"'{folder / 'model'}'. Nothing was written")
+
+
 def save_model(model: nn.Module, path: str | os.PathLike[str]) -> Path:
     """Save a model built by :func:`fcnet.build_mlp` to the folder ``path``.
 
@@ -373,15 +399,18 @@ def save_model(model: nn.Module, path: str | os.PathLike[str]) -> Path:
 
     Args:
         model: An :class:`~fcnet.models.MLP` (any module with an ``MLPSpec`` ``.spec``).
-        path: The folder to write (created; replaced if it holds a model).
+        path: The folder to write: a new or empty one, or one that holds a model
+            saved before, which is replaced. A folder with other files in it, and the
+            current folder, are refused.
 
     Returns:
         The folder's path.
 
     Raises:
         TypeError: ``model`` has no ``.spec`` to rebuild it, or ``path`` is not a path.
-        ValueError: ``path`` is an existing file, or ``model.spec`` no longer describes
-            the model's layers (a head replaced by hand); nothing is written then.
+        ValueError: ``path`` is an existing file, a folder with files other than a
+            model's, or the current folder, or ``model.spec`` no longer describes the
+            model's layers (a head replaced by hand); nothing is written then.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -393,11 +422,7 @@ def save_model(model: nn.Module, path: str | os.PathLike[str]) -> Path:
             f"with safetensors.torch.save_file instead"
         )
     folder = _check_path_arg("path", path)
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(
-            f"path must be a folder to hold {MODEL_WEIGHTS} and {MODEL_JSON}, but "
-            f"'{folder}' is a file"
-        )
+    _check_model_folder(folder)
     stale = model.spec_mismatch() if isinstance(model, MLP) else _spec_mismatch(spec, model)
     if stale is not None:
         raise ValueError(
