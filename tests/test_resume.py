@@ -673,3 +673,55 @@ def test_a_save_cut_short_leaves_the_previous_checkpoint_intact(tmp_path, model0
     resumed = _run(model0, tmp_path, resume_from=tmp_path)
     _assert_same_weights(_weights(resumed.model), _weights(reference.model))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+class _Counter(Callback):
+    def on_train_begin(self, trainer):
+        self.n = 0
+
+    def on_batch_end(self, trainer, batch, logs):
+        self.n += 1
+
+    def state_dict(self):
+        return {"n": self.n}
+
+    def load_state_dict(self, state):
+        self.n = state["n"]
+
+
+class _CounterV2(_Counter):  # a later version that wants a field old checkpoints lack
+    def load_state_dict(self, state):
+        self.n, self.m = state["n"], state["m"]
+
+
+_CounterV2.__name__ = _Counter.__name__
+
+
+def test_a_refused_resume_writes_nothing_and_leaves_the_trainer_as_it_was(tmp_path):
+    train, val = _data()
+    ckpt = tmp_path / "ckpt"
+    first = Trainer(build_mlp([8, 16, 3], seed=0), epochs=3, seed=0, progress=False,
+                    callbacks=[_Counter(), ModelCheckpoint(ckpt, save_best=False)])
+    first.fit(train, val)
+    files = sorted(str(p.relative_to(ckpt)) for p in ckpt.rglob("*"))
+    latest = (ckpt / "latest.json").read_text()
+
+    model = build_mlp([8, 16, 3], seed=5)
+    before = _weights(model)
+    again = Trainer(model, epochs=3, seed=0, progress=False,
+                    callbacks=[_CounterV2(), ModelCheckpoint(ckpt, save_best=False)])
+    with pytest.raises(CheckpointError, match=r"cannot restore the state of _Counter: "
+                                              r"KeyError\('m'\)"):
+        again.fit(train, val, resume_from=ckpt)
+    # No checkpoint was written over the run's (ModelCheckpoint's on_train_end never ran).
+    assert sorted(str(p.relative_to(ckpt)) for p in ckpt.rglob("*")) == files
+    assert (ckpt / "latest.json").read_text() == latest
+    # The Trainer and its model are as before the call: untrained, nothing recorded.
+    _assert_same_weights(_weights(model), before)
+    assert len(again.history) == 0 and again.epoch == 0 and again.optimizer is None
+    assert again.seed_used is None and model.spec.input_dtype is None
+    # With the callback mended, the same Trainer resumes the finished run as it was.
+    again.callbacks[0] = _Counter()
+    history = again.fit(train, val, resume_from=ckpt)
+    assert len(history) == 3 and again.epoch == 3
+    _assert_same_weights(_weights(model), _weights(first.model))

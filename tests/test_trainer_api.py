@@ -15,6 +15,7 @@ from torch import nn
 from fcnet import (
     Callback,
     DisableAugmentation,
+    EarlyStopping,
     GradientClipping,
     HistoryLogger,
     Trainer,
@@ -164,6 +165,34 @@ def test_a_second_fit_continues_and_reset_starts_over(blobs):
     assert trainer.optimizer is not optimizer
 
 
+def test_a_fit_refused_by_a_callback_leaves_the_trainer_and_model_as_they_were(blobs):
+    x, y = blobs
+    model = build_mlp([8, 16, 3], seed=0)
+    trainer = Trainer(model, epochs=2, seed=0, progress=False,
+                      callbacks=[EarlyStopping("val_loss")])
+    # A first fit refused: the model records no training input, no seed is taken.
+    with pytest.raises(ValueError, match=r"EarlyStopping monitors 'val_loss' but fit\(\) "
+                                         r"got no validation data"):
+        trainer.fit((x, y))
+    assert model.spec.input_dtype is None and trainer.seed_used is None
+    assert trainer.optimizer is None and len(trainer.history) == 0
+    with pytest.warns(UserWarning, match="the model has not been trained"):
+        trainer.predict(x[:2])
+    # After a real fit, a refused reset fit keeps its history, optimizer and position.
+    trainer.fit((x, y), (x[:30], y[:30]))
+    optimizer, history = trainer.optimizer, trainer.history.to_dict()
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"EarlyStopping monitors 'val_loss'"):
+        trainer.fit((x, y), reset=True)
+    assert trainer.optimizer is optimizer and trainer.history.to_dict() == history
+    assert trainer.epoch == 2 and trainer.final_epoch == 2
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, weights[k]), k
+    # and the next fit continues from there.
+    trainer.fit((x, y), (x[:30], y[:30]))
+    assert [e["epoch"] for e in trainer.history] == [1, 2, 3, 4]
+
+
 def test_fit_leaves_the_callers_random_state_alone(blobs):
     x, y = blobs
     model = build_mlp([8, 16, 3], dropout=0.3)
@@ -283,6 +312,57 @@ def test_batch_norm_survives_a_one_sample_last_batch(blobs):
     history = trainer.fit((x, y))
     assert trainer.batches_per_epoch == 1 and len(history) == 2
     assert "dropped_tail" in history.meta
+
+
+def test_batch_norm_refuses_one_sample_batches_before_training(blobs):
+    x, y = blobs
+    for batch_size, n in ((1, 300), (64, 1)):
+        model = build_mlp([8, 16, 3], norm="batch", seed=0)
+        trainer = Trainer(model, batch_size=batch_size, progress=False)
+        with pytest.raises(ValueError, match=rf"BatchNorm \(norm='batch'\), which needs at "
+                                             rf"least 2 samples per batch, but "
+                                             rf"batch_size={batch_size} and train has {n} "
+                                             rf"samples; use a batch_size >= 2"):
+            trainer.fit((x[:n], y[:n]))
+        assert model.spec.input_dtype is None
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])  # fcnet's own step, and autograd's
+def test_fit_trains_under_a_callers_no_grad(blobs, activation):
+    x, y = blobs
+    trainer = Trainer(build_mlp([8, 16, 3], activation=activation, seed=0), epochs=2,
+                      seed=0, progress=False)
+    with torch.no_grad():
+        history = trainer.fit((x, y))
+        assert not torch.is_grad_enabled()
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_a_float64_default_dtype_changes_nothing(activation):
+    from fcnet.data import Compose, RandomErasing, RandomFlip, RandomShift
+
+    x, y = _images()
+    augment = Compose([RandomFlip(), RandomShift(1), RandomErasing(p=0.5)])
+
+    def run():
+        model = build_mlp([64, 16, 4], activation=activation, norm="layer", seed=0)
+        trainer = Trainer(model, epochs=2, batch_size=16, seed=0, augment=augment,
+                          progress=False)
+        trainer.fit((x, y), (x[:16], y[:16]))
+        return model, trainer.predict_proba(x)
+
+    model32, proba32 = run()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model64, proba64 = run()
+        assert torch.get_default_dtype() == torch.float64  # left as the caller set it
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert {v.dtype for v in model64.state_dict().values()} == {torch.float32}
+    for k, v in model32.state_dict().items():
+        assert torch.equal(v, model64.state_dict()[k]), k
+    assert torch.equal(proba32, proba64)
 
 
 def test_a_replaced_head_is_refused_with_the_mismatch(blobs):

@@ -210,7 +210,8 @@ class MLPStep:
         self._features = adapter.in_features
         self._pixel_scale = adapter.std.reciprocal() * (1.0 / 255.0)
         self._shift = adapter.mean / adapter.std
-        self._minus_one = torch.full((self.batch_size, 1), -(1.0 - float(label_smoothing)))
+        self._minus_one = torch.full((self.batch_size, 1), -(1.0 - float(label_smoothing)),
+                                     dtype=torch.float32)
         self.optimizer = optimizer
         self.smoothing = float(label_smoothing)
         self.params = [p for group in optimizer.param_groups for p in group["params"]]

@@ -439,19 +439,20 @@ class MLP(nn.Sequential):
             layers["drop0"] = dropout(spec.input_dropout)
         hidden = spec.sizes[1:-1]
         prev = spec.in_features
+        f32 = torch.float32  # whatever torch's default dtype: the input layer gives float32
         # A gated unit takes several features per feature it returns (GEGLU: two).
         pieces = getattr(ACTIVATIONS[spec.activation], "pieces", 1)
         for i, (width, p) in enumerate(zip(hidden, spec.dropout, strict=True), start=1):
-            layers[f"hidden{i}"] = nn.Linear(prev, pieces * width)
+            layers[f"hidden{i}"] = nn.Linear(prev, pieces * width, dtype=f32)
             if spec.norm == "batch":
-                layers[f"norm{i}"] = nn.BatchNorm1d(pieces * width)
+                layers[f"norm{i}"] = nn.BatchNorm1d(pieces * width, dtype=f32)
             elif spec.norm == "layer":
-                layers[f"norm{i}"] = nn.LayerNorm(pieces * width)
+                layers[f"norm{i}"] = nn.LayerNorm(pieces * width, dtype=f32)
             layers[f"act{i}"] = ACTIVATIONS[spec.activation]()
             if p > 0:
                 layers[f"drop{i}"] = dropout(p)
             prev = width
-        layers["output"] = nn.Linear(prev, spec.num_classes)
+        layers["output"] = nn.Linear(prev, spec.num_classes, dtype=f32)
         if spec.output == "log_softmax":
             layers["log_softmax"] = nn.LogSoftmax(dim=1)
         super().__init__(layers)

@@ -14,6 +14,7 @@ that an exact resume needs; :mod:`fcnet.checkpoint` only stores it.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import secrets
 import signal
@@ -666,7 +667,46 @@ class Trainer:
 
     def _fit(self, x, y, w, classes, xv, yv, wv, train, val, state, unloaded, reset,
              group) -> History:
-        """:meth:`fit` once the data is checked and the process group (if any) joined."""
+        """:meth:`fit` once the data is checked and the process group (if any) joined.
+
+        Until the callbacks' ``on_train_begin`` and a resume's restore have passed, a
+        failure (a callback refusing the settings, a checkpoint state a callback cannot
+        take) puts the Trainer and the model back as they were: a refused fit leaves no
+        trace, and no hook after ``on_train_begin`` runs, so nothing is saved.
+        """
+        undo = self._undo_point(with_weights=unloaded)
+        started: list[bool] = []
+        try:
+            return self._begin_and_run(x, y, w, classes, xv, yv, wv, train, val, state,
+                                       unloaded, reset, group, started)
+        except BaseException:
+            if not started:
+                self._roll_back(undo)
+            raise
+
+    def _undo_point(self, *, with_weights: bool) -> dict[str, Any]:
+        """What :meth:`_roll_back` needs to undo a fit that never started training."""
+        spec = getattr(self.model, "spec", None)
+        return {"attributes": dict(self.__dict__), "history": copy.deepcopy(self.history),
+                "spec": spec if isinstance(self.model, MLP) else None,
+                "weights": None if not with_weights else
+                {k: v.detach().clone() for k, v in self.model.state_dict().items()}}
+
+    def _roll_back(self, undo: Mapping[str, Any]) -> None:
+        self.__dict__.clear()
+        self.__dict__.update(undo["attributes"])
+        self.history = undo["history"]
+        if undo["weights"] is not None:
+            self.model.load_state_dict(undo["weights"])
+        spec = undo["spec"]
+        if spec is not None:
+            self.model.spec = spec
+            adapter = next(iter(self.model.children()), None)
+            if isinstance(adapter, InputAdapter):
+                adapter.pixels = spec.pixels
+
+    def _begin_and_run(self, x, y, w, classes, xv, yv, wv, train, val, state, unloaded,
+                       reset, group, started: list[bool]) -> History:
         fresh = state is not None or reset or self.optimizer is None
         if state is not None:
             seed = int(state["seed"])
@@ -679,6 +719,12 @@ class Trainer:
         # would crash or train on nothing: it is dropped.
         tail = len(y) % self.batch_size
         per_rank = 2 if _inputs.has_batch_norm(self.model) else 1
+        if per_rank == 2 and min(len(y), self.batch_size) < 2 * world:
+            raise ValueError(
+                f"the model has BatchNorm (norm='batch'), which needs at least 2 samples "
+                f"per batch{' on each of the ' + str(world) + ' processes' if world > 1 else ''}"
+                f", but batch_size={self.batch_size} and train has {len(y)} samples; use a "
+                f"batch_size >= {2 * world} and more samples, or norm='layer'")
         drop_tail = 0 < tail < per_rank * world and len(y) > tail
         loader = DeviceLoader(x, y, self.batch_size, shuffle=True, drop_last=drop_tail,
                               seed=seed, augment=self.augment, device=self.device)
@@ -751,11 +797,13 @@ class Trainer:
         self.history.meta["threads"] = threads
         self._interrupted = False
         with self._sigint_guard(), intra_op_threads(threads), \
-                flush_denormal(self.device.type == "cpu"), self._rng.active():
+                flush_denormal(self.device.type == "cpu"), self._rng.active(), \
+                torch.enable_grad():  # also under a caller's torch.no_grad()
             self._call("on_train_begin")
+            if state is not None:
+                self._restore_pending(state)
+            started.append(True)
             try:
-                if state is not None:
-                    self._restore_pending(state)
                 self._run(loader)
             finally:
                 self._val = None

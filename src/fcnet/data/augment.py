@@ -97,7 +97,8 @@ class RandomFlip(BatchAugment):
         self.p = _check_probability(p)
 
     def apply(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        flip = torch.rand(len(x), generator=generator, device=_gen_device(generator)) < self.p
+        flip = torch.rand(len(x), generator=generator, device=_gen_device(generator),
+                          dtype=torch.float32) < self.p
         flip = _per_sample(flip.to(x.device), x)
         return torch.where(flip, x.flip(-1), x)
 
@@ -192,7 +193,8 @@ class RandomErasing(BatchAugment):
                     f"batch, got {self.value}"
                 )
         n, h, w = len(x), x.shape[-2], x.shape[-1]
-        u = torch.rand(5, n, generator=generator, device=_gen_device(generator))
+        u = torch.rand(5, n, generator=generator, device=_gen_device(generator),
+                       dtype=torch.float32)
         u = u.to(device="cpu", dtype=torch.float64)
         area = (self.scale[0] + (self.scale[1] - self.scale[0]) * u[0]) * (h * w)
         log_lo, log_hi = math.log(self.ratio[0]), math.log(self.ratio[1])
