@@ -739,12 +739,16 @@ def test_layout_pruning_latest_and_best(tmp_path):
     _same(dict(best.state_dict()), load_checkpoint(tmp_path / "best")["model"])
 
     # A second, fresh run in the same folder: its checkpoints become the latest, and the
-    # first run's are not pruned by it.
-    _trainer(build_mlp([8, 3]), epochs=3, batch_size=16,
-             callbacks=[ModelCheckpoint(tmp_path, keep_last=1, save_best=False)]).fit((x, y))
-    assert find_latest_checkpoint(tmp_path).name == "epoch0003-batch000000"
-    assert _names(tmp_path) == ["best", "epoch0003-batch000000", "epoch0004-batch000000",
-                                "latest.json"]
+    # first run's are neither pruned nor replaced by it (its epoch 3 takes another name).
+    second = ModelCheckpoint(tmp_path, keep_last=1, save_best=False)
+    _trainer(build_mlp([8, 3]), epochs=3, batch_size=16, callbacks=[second]).fit((x, y))
+    mine = f"epoch0003-batch000000-{second.run_id}"
+    assert find_latest_checkpoint(tmp_path).name == mine
+    assert _names(tmp_path) == ["best", "epoch0003-batch000000", mine,
+                                "epoch0004-batch000000", "latest.json"]
+    assert load_checkpoint(tmp_path / "epoch0003-batch000000")["history"]["epochs"][-1][
+        "epoch"] == 3 and len(load_checkpoint(tmp_path / "epoch0004-batch000000")[
+            "history"]["epochs"]) == 4
     assert load_checkpoint(tmp_path)["history"]["epochs"][-1]["epoch"] == 3  # the new run's
 
 

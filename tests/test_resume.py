@@ -725,3 +725,35 @@ def test_a_refused_resume_writes_nothing_and_leaves_the_trainer_as_it_was(tmp_pa
     history = again.fit(train, val, resume_from=ckpt)
     assert len(history) == 3 and again.epoch == 3
     _assert_same_weights(_weights(model), _weights(first.model))
+
+
+def test_a_second_run_in_the_same_folder_never_replaces_the_firsts_checkpoints(tmp_path):
+    train, val = _data()
+    ckpt = tmp_path / "ckpt"
+
+    def run(seed):
+        trainer = Trainer(build_mlp([8, 16, 3], seed=seed), epochs=3, seed=seed,
+                          progress=False,
+                          callbacks=[ModelCheckpoint(ckpt, save_best=True, keep_last=3)])
+        trainer.fit(train, val)
+        return trainer
+
+    first = run(0)
+    before = {p.relative_to(ckpt): p.read_bytes() for p in ckpt.rglob("*") if p.is_file()
+              and p.name != "latest.json"}
+    second = run(1)
+    after = {p.relative_to(ckpt): p.read_bytes() for p in ckpt.rglob("*") if p.is_file()}
+    for path, data in before.items():  # every file of the first run, byte for byte
+        assert after[path] == data, path
+    second_id = second.callbacks[0].run_id
+    assert json.loads((ckpt / "latest.json").read_text()) == {
+        "checkpoint": f"epoch0003-batch000000-{second_id}", "run_id": second_id}
+    # Resuming the folder takes the second run; the first's checkpoint still loads as it.
+    _assert_same_weights(load_checkpoint(ckpt)["model"], _weights(second.model))
+    _assert_same_weights(load_checkpoint(ckpt / "epoch0003-batch000000")["model"],
+                         _weights(first.model))
+    resumed = Trainer(build_mlp([8, 16, 3], seed=1), epochs=3, seed=1, progress=False,
+                      callbacks=[ModelCheckpoint(ckpt, save_best=True, keep_last=3)])
+    resumed.fit(train, val, resume_from=ckpt)
+    assert resumed.epoch == 3
+    _assert_same_weights(_weights(resumed.model), _weights(second.model))

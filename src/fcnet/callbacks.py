@@ -484,7 +484,9 @@ class ModelCheckpoint(Callback):
     Each checkpoint is a folder ``dirpath/epochEEEE-batchBBBBBB/`` (``EEEE`` epochs done,
     ``BBBBBB`` batches done in the next one) with ``state.safetensors``, ``state.json``
     and, written last, ``manifest.json``; ``dirpath/latest.json`` names the newest one.
-    It holds the weights, optimizer and scheduler state, every callback's
+    Where another run's checkpoint already has that name, the folder's name ends in
+    ``-<run id>`` instead, so no run replaces another's checkpoints. A checkpoint holds
+    the weights, optimizer and scheduler state, every callback's
     :meth:`~Callback.state_dict`, the RNG states, the position, the running epoch sums,
     the history, the model spec and the data shapes. Resume with
     ``trainer.fit(train, val, resume_from=dirpath)``; the run then ends with exactly the
@@ -629,8 +631,8 @@ class ModelCheckpoint(Callback):
         name = checkpoint.checkpoint_name(*position)
         # Every rank must decide alike (saving gathers from all of them), and only rank 0
         # sees the folder when the ranks do not share a file system.
-        if position == self.last_saved and (trainer.world_size > 1
-                                            or (self.dirpath / name).is_dir()):
+        mine = self.dirpath / checkpoint.run_checkpoint_name(self.dirpath, name, self.run_id)
+        if position == self.last_saved and (trainer.world_size > 1 or mine.is_dir()):
             return
         self._save(trainer, regular=True, best=False)
 

@@ -73,7 +73,8 @@ STATE_JSON = "state.json"
 MANIFEST = "manifest.json"
 LATEST = "latest.json"
 
-_CHECKPOINT_NAME = re.compile(r"^epoch(\d{4,})-batch(\d{6,})$")
+# A checkpoint whose plain name another run's holds gets "-<run id>" after it.
+_CHECKPOINT_NAME = re.compile(r"^epoch(\d{4,})-batch(\d{6,})(?:-[0-9a-f]{16})?$")
 _TMP_PREFIX = ".tmp-"
 _TRASH_PREFIX = ".trash-"
 
@@ -720,18 +721,44 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return _read_state_path(path)
 
 
+def run_checkpoint_name(store: Path, name: str, run_id: str) -> str:
+    """The folder name in ``store`` of run ``run_id``'s checkpoint ``name``.
+
+    ``name`` itself, unless a checkpoint of another run (or a folder whose manifest
+    cannot be read) already holds it: then ``name-<run_id>`` (a run id other than 16 hex
+    digits is given as the first 16 of its sha256), so that no other run's checkpoint is
+    ever replaced.
+    """
+    taken = store / name
+    if not taken.is_dir():
+        return name
+    try:
+        manifest = json.loads((taken / MANIFEST).read_text(encoding="utf-8"))
+        if isinstance(manifest, dict) and manifest.get("run_id") == run_id:
+            return name
+    except (OSError, ValueError):
+        pass
+    tag = run_id if re.fullmatch(r"[0-9a-f]{16}", run_id) else \
+        hashlib.sha256(run_id.encode("utf-8")).hexdigest()[:16]
+    return f"{name}-{tag}"
+
+
 def publish_checkpoint(store: Path, name: str, files: Mapping[str, bytes], *, run_id: str,
                        keep_last: int) -> Path:
     """Write a checkpoint's files into ``store / name``, point ``latest.json`` at it, prune.
+
+    When another run's checkpoint holds ``name``, the folder is ``name-<run_id>``
+    (:func:`run_checkpoint_name`).
 
     Only after the new checkpoint and the pointer are on disk are older checkpoints of
     the same run removed, keeping the newest ``keep_last``; checkpoints of this run
     beyond the new position (left by a run that was resumed from an earlier point) go
     too. Checkpoints of other runs are never touched.
     """
-    final = store / name
+    final = store / run_checkpoint_name(store, name, run_id)
     _write_folder(final, files)
-    atomic_write_text(store / LATEST, json.dumps({"checkpoint": name, "run_id": run_id}) + "\n")
+    atomic_write_text(store / LATEST,
+                      json.dumps({"checkpoint": final.name, "run_id": run_id}) + "\n")
     match = _CHECKPOINT_NAME.match(name)
     here = (int(match[1]), int(match[2])) if match else None
     mine = []
