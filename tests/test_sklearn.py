@@ -539,3 +539,49 @@ def test_benchmark_smoke(tmp_path):
     names = {row["contender"] for row in result["rows"]}
     assert {"fcnet", "sklearn-mlp"} <= names
     assert all(0 <= row["accuracy_mean"] <= 1 for row in result["rows"])
+
+
+def test_a_refused_fit_leaves_the_estimator_as_it_was(blobs3):
+    X, y = blobs3
+    clf = small(activation="sigmoid")
+    with pytest.raises(ValueError, match="activation must be one of"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "n_features_in_")
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+    clf = small().fit(X, y)
+    expected = clf.predict_proba(X)
+    wider = np.hstack([X, X])
+    with pytest.raises(ValueError, match=r"class_weight has labels \[7\]"):
+        clf.set_params(class_weight={7: 2.0}).fit(wider, y)
+    assert clf.n_features_in_ == X.shape[1]
+    np.testing.assert_array_equal(clf.predict_proba(X), expected)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    with pytest.raises(ValueError, match=r"class_weight has labels \[7\]"):
+        clf.fit(frame, y)
+    assert not hasattr(clf, "feature_names_in_")
+
+
+def test_a_warm_start_or_partial_fit_refuses_a_changed_network(blobs3):
+    X, y = blobs3
+    clf = small(warm_start=True).fit(X, y)
+    spec = clf.model_.spec
+    with pytest.raises(ValueError, match=r"warm_start goes on with the fitted network, but "
+                                         r"hidden_sizes=\(32, 32\) \(fitted: \(16,\)\), "
+                                         r"dropout=\(0.5, 0.5\) \(fitted: \(0.0,\)\); set "
+                                         r"warm_start=False to build the new network"):
+        clf.set_params(hidden_sizes=(32, 32), dropout=0.5).fit(X, y)
+    assert clf.model_.spec == spec
+    clf.set_params(hidden_sizes=(16,), dropout=0.0, activation="tanh")
+    with pytest.raises(ValueError, match=r"partial_fit goes on with the fitted network, but "
+                                         r"activation='tanh' \(fitted: 'relu'\); call fit"):
+        clf.partial_fit(X, y)
+    clf.set_params(warm_start=False).fit(X, y)  # a new fit builds the new network
+    assert clf.model_.spec.activation == "tanh"
+
+
+def test_partial_fit_refuses_classes_of_strings_and_numbers(blobs3):
+    X, y = blobs3
+    with pytest.raises(ValueError, match=r"classes: Mix of label input types \(string and "
+                                         r"number\)"):
+        small().partial_fit(X, np.where(y == "ant", "a", "b"), classes=["a", "b", 3])

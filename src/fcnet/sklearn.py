@@ -32,7 +32,11 @@ try:
     import sklearn
     from sklearn.base import BaseEstimator, ClassifierMixin
     from sklearn.model_selection import train_test_split
-    from sklearn.utils.multiclass import check_classification_targets, type_of_target
+    from sklearn.utils.multiclass import (
+        check_classification_targets,
+        type_of_target,
+        unique_labels,
+    )
     from sklearn.utils.validation import check_is_fitted
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError("fcnet.sklearn needs scikit-learn: pip install 'fcnet[sklearn]'") from e
@@ -83,6 +87,7 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 _AUTO_BATCH = 200  # batch_size="auto": min(200, n_samples), as scikit-learn's MLPClassifier
+_FEATURE_ATTRIBUTES = ("n_features_in_", "feature_names_in_")  # set by validate_data
 
 
 def _is_int(value: Any) -> bool:
@@ -344,7 +349,10 @@ class FCNetClassifier(ClassifierMixin, BaseEstimator):
     def _validate_X(self, X: Any, y: Any = "no_validation", *, reset: bool) -> Any:
         """X as a dense C-contiguous float32 array (and y checked), through scikit-learn's
         validation: feature count and names, finite values, at least one sample."""
-        kwargs = {"accept_sparse": True, "dtype": np.float32, "reset": reset}
+        # Formats other than these (dok, lil, ...) become csr: scikit-learn cannot check
+        # them for NaN and would warn so.
+        kwargs = {"accept_sparse": ["csr", "csc", "coo"], "dtype": np.float32,
+                  "reset": reset}
         if isinstance(y, str) and y == "no_validation":
             X = _sk_validate_data(self, X, **kwargs)
         else:
@@ -386,7 +394,13 @@ class FCNetClassifier(ClassifierMixin, BaseEstimator):
         if kind not in ("binary", "multiclass"):
             raise ValueError(f"FCNetClassifier handles binary and multiclass targets, got a "
                              f"{kind} y")
-        given = None if classes is None else np.unique(np.asarray(classes))
+        # unique_labels refuses a mix of strings and numbers, as in fit's y.
+        given = None
+        if classes is not None:
+            try:
+                given = unique_labels(classes)
+            except ValueError as e:
+                raise ValueError(f"classes: {e}") from None
         if not first:
             if given is not None and not np.array_equal(given, self.classes_):
                 raise ValueError(f"classes={given.tolist()} differs from the classes of the "
@@ -443,6 +457,43 @@ class FCNetClassifier(ClassifierMixin, BaseEstimator):
         self._check_params()
         fitted = getattr(self, "_trainer", None) is not None
         first = not fitted or not (partial or self.warm_start)
+        if not first:
+            self._check_same_network(partial)
+        # scikit-learn's validation records n_features_in_ and feature_names_in_ at once;
+        # a fit refused later must not leave them behind.
+        before = {k: self.__dict__[k] for k in _FEATURE_ATTRIBUTES if k in self.__dict__}
+        try:
+            return self._fit_validated(X, y, sample_weight, classes=classes,
+                                       partial=partial, first=first)
+        except BaseException:  # the fitted attributes are only set once training is done
+            for k in _FEATURE_ATTRIBUTES:
+                self.__dict__.pop(k, None)
+            self.__dict__.update(before)
+            raise
+
+    def _check_same_network(self, partial: bool) -> None:
+        """Refuse a warm start whose network parameters no longer describe ``model_``."""
+        spec = self.model_.spec
+        hidden = self._hidden()
+        dropout = self.dropout
+        dropout = tuple(float(dropout) for _ in hidden) if _is_number(dropout) else tuple(
+            float(d) for d in dropout)
+        now = {"hidden_sizes": hidden, "dropout": dropout, "activation": self.activation,
+               "norm": self.norm}
+        fitted = {"hidden_sizes": tuple(spec.sizes[1:-1]), "dropout": tuple(spec.dropout),
+                  "activation": spec.activation, "norm": spec.norm}
+        changed = [f"{k}={now[k]!r} (fitted: {fitted[k]!r})" for k in now
+                   if now[k] != fitted[k]]
+        if changed:
+            raise ValueError(
+                f"{'partial_fit' if partial else 'warm_start'} goes on with the fitted "
+                f"network, but {', '.join(changed)}; "
+                + ("call fit to build the new network" if partial else
+                   "set warm_start=False to build the new network")
+                + ", or set these parameters back")
+
+    def _fit_validated(self, X: Any, y: Any, sample_weight: Any, *, classes: Any,
+                       partial: bool, first: bool) -> FCNetClassifier:
         X, y = self._validate_X(X, y, reset=first)
         w = self._check_sample_weight(sample_weight, len(y))
         classes_ = self._classes(y, classes, first, partial)
