@@ -21,6 +21,8 @@ from fcnet import (
     Trainer,
     TrainerConfig,
     build_mlp,
+    load_model,
+    save_model,
 )
 from fcnet.schedules import OneCycle
 
@@ -255,6 +257,39 @@ def test_integer_feature_columns_are_numbers_not_pixels():
     trainer.fit((x, y))
     assert trainer.model.spec.input_dtype == "int64" and not trainer.model.spec.pixels
     torch.testing.assert_close(trainer.predict_proba(x), trainer.predict_proba(x.float()))
+
+
+def test_a_model_trained_on_integer_pixels_reads_uint8_as_the_same_numbers(tmp_path):
+    x, y = _images(64)
+    wide = x.to(torch.int64)  # pixel values as a CSV reader gives them
+    trainer = Trainer(build_mlp([64, 16, 4], input_norm=(60.0, 80.0), seed=0), lr=1e-2,
+                      epochs=3, seed=0, progress=False)
+    trainer.fit((wide, y))
+    spec = trainer.model.spec
+    assert spec.input_dtype == "int64" and spec.integer_features and not spec.pixels
+    reference = trainer.predict_proba(wide)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nor is uint8 "far inside" the training range
+        for same in (x, wide.to(torch.int32), wide.float(), x.numpy()):
+            torch.testing.assert_close(trainer.predict_proba(same), reference)
+    # A saved and loaded model reads them alike.
+    loaded = load_model(save_model(trainer.model, tmp_path / "m"))
+    torch.testing.assert_close(torch.softmax(loaded(x), 1), reference)
+    # A later fit on uint8 batches trains as on the int64 ones: fcnet's own step and
+    # autograd's read them as numbers, as the model does.
+    results = []
+    for fused in (True, False):
+        again = Trainer(load_model(tmp_path / "m"), lr=1e-2, epochs=2, seed=1,
+                        progress=False)
+        again.fused_step = fused
+        again.fit((x, y))
+        results.append(again.model.state_dict())
+    for key, value in results[0].items():
+        torch.testing.assert_close(value, results[1][key], atol=1e-6, rtol=1e-5)
+    on_wide = Trainer(load_model(tmp_path / "m"), lr=1e-2, epochs=2, seed=1, progress=False)
+    on_wide.fit((wide, y))
+    for key, value in on_wide.model.state_dict().items():
+        torch.testing.assert_close(value, results[0][key], atol=1e-6, rtol=1e-5)
 
 
 def test_predict_before_fit_warns_once():

@@ -140,7 +140,8 @@ def warn_if_out_of_range(x: torch.Tensor, spec: Any) -> None:
     if trained is None or x.numel() == 0:
         return
     lo, hi = float(x.min()), float(x.max())
-    if x.dtype == torch.uint8 or (spec.pixels and not x.is_floating_point()):
+    if (x.dtype == torch.uint8 and not spec.integer_features) or \
+            (spec.pixels and not x.is_floating_point()):
         lo, hi = lo / 255.0, hi / 255.0
     span = max(trained[1] - trained[0], 1e-12)
     if lo < trained[0] - span or hi > trained[1] + span:

@@ -367,7 +367,8 @@ class MLPStep:
         masks = (self._masks(n, epoch, batch, offset) if self._chunk
                  else [None] * len(self._site_keeps))
         flat = inputs.reshape(n, -1) if inputs.dim() > 1 else inputs
-        if flat.dtype == torch.uint8 and flat.dim() == 2 and flat.shape[1] == self._features:
+        if flat.dtype == torch.uint8 and flat.dim() == 2 and flat.shape[1] == self._features \
+                and not plan.adapter.integer_features:
             # The input layer's arithmetic (exact uint8 -> float32, times its scale, minus
             # its shift) in two ops instead of its checks and small tensor ops.
             h = torch.mul(flat, self._pixel_scale).sub_(self._shift)

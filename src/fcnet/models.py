@@ -13,11 +13,15 @@ is part of the model, the preprocessing is saved and restored with the weights.
 
 The input rule, in one place:
 
-* ``uint8`` input is always raw pixels, divided by 255.
+* ``uint8`` input is raw pixels, divided by 255, unless the model was trained on
+  another integer dtype (below).
 * Other integer dtypes are pixels too (divided by 255, and refused outside ``[0, 255]``)
   when the model was trained on ``uint8`` pixels (``spec.input_dtype == "uint8"``, which
   :meth:`fcnet.Trainer.fit` records); otherwise they are plain numbers (ages, counts) and
   used as they are.
+* A model trained on integers other than ``uint8`` (``int64`` pixel values read from a
+  CSV, counts) reads every integer dtype as numbers, ``uint8`` included
+  (``spec.integer_features``): the same values give the same predictions in any dtype.
 * Floating-point input is used as it is.
 
 :meth:`fcnet.Trainer.fit` also records the range of the values the first layer saw
@@ -265,6 +269,14 @@ class MLPSpec:
         return self.input_dtype == "uint8"
 
     @property
+    def integer_features(self) -> bool:
+        """Whether ``uint8`` inputs are numbers, not pixels (trained on another integer
+        dtype, such as ``int64`` values read from a CSV file)."""
+        return self.input_dtype is not None and self.input_dtype != "uint8" and \
+            not getattr(torch, self.input_dtype).is_floating_point and \
+            self.input_dtype != "bool"
+
+    @property
     def in_features(self) -> int:
         """Number of input features (``sizes[0]``)."""
         return self.sizes[0]
@@ -317,9 +329,11 @@ class MLPSpec:
 class InputAdapter(nn.Module):
     """First layer of every :class:`MLP`: flatten, scale raw pixels, normalise.
 
-    ``uint8`` input is raw pixels and divided by 255. Other integer dtypes are divided
-    by 255 too when ``pixels`` is set (a model trained on ``uint8`` images), and must
-    then lie in ``[0, 255]``; otherwise they are converted as they are, like floats.
+    ``uint8`` input is raw pixels and divided by 255, unless ``integer_features`` is set
+    (a model trained on another integer dtype), which reads it as numbers. Other integer
+    dtypes are divided by 255 too when ``pixels`` is set (a model trained on ``uint8``
+    images), and must then lie in ``[0, 255]``; otherwise they are converted as they
+    are, like floats. :meth:`follow` sets both flags from a spec's training record.
     Then ``(x - mean) / std`` is applied (identity by default), with ``mean`` and ``std``
     each one number or one per feature (of the flattened input; buffers of shape ``()``
     or ``(in_features,)``). The input is flattened to ``(N, in_features)``; a wrong
@@ -327,10 +341,12 @@ class InputAdapter(nn.Module):
     """
 
     def __init__(self, in_features: int, mean: float | Sequence[float] = 0.0,
-                 std: float | Sequence[float] = 1.0, pixels: bool = False) -> None:
+                 std: float | Sequence[float] = 1.0, pixels: bool = False,
+                 integer_features: bool = False) -> None:
         super().__init__()
         self.in_features = in_features
         self.pixels = bool(pixels)
+        self.integer_features = bool(integer_features)
         mean, std = _check_input_norm((mean, std), in_features)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
@@ -349,7 +365,7 @@ class InputAdapter(nn.Module):
         # x * scale + shift, with s = 255 for raw pixels and 1 otherwise. Equal up to
         # float rounding; the small ops on 0-d tensors cost less than two extra passes.
         scale, shift = self.std.reciprocal(), self.mean / self.std
-        pixels = x.dtype == torch.uint8
+        pixels = x.dtype == torch.uint8 and not self.integer_features
         if not pixels and self.pixels and not x.is_floating_point() and x.numel() > 0:
             lo, hi = int(x.min()), int(x.max())
             if lo < 0 or hi > 255:
@@ -372,7 +388,14 @@ class InputAdapter(nn.Module):
             return f"{t.item():g}" if t.dim() == 0 else f"per-feature ({t.numel()})"
 
         return (f"in_features={self.in_features}, mean={show(self.mean)}, "
-                f"std={show(self.std)}, pixels={self.pixels}")
+                f"std={show(self.std)}, pixels={self.pixels}"
+                + (", integer_features=True" if self.integer_features else ""))
+
+    def follow(self, spec: MLPSpec) -> None:
+        """Read integer input as ``spec``'s training record says (:attr:`MLPSpec.pixels`,
+        :attr:`MLPSpec.integer_features`)."""
+        self.pixels = spec.pixels
+        self.integer_features = spec.integer_features
 
 
 class FastDropout(nn.Dropout):
@@ -433,7 +456,8 @@ class MLP(nn.Sequential):
             raise TypeError(f"spec must be an MLPSpec, got {type(spec).__name__}")
         mean, std = spec.input_norm if spec.input_norm is not None else (0.0, 1.0)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
-        layers["input"] = InputAdapter(spec.in_features, mean, std, pixels=spec.pixels)
+        layers["input"] = InputAdapter(spec.in_features, mean, std, pixels=spec.pixels,
+                                       integer_features=spec.integer_features)
         dropout = FastDropout if spec.fast_dropout else nn.Dropout
         if spec.input_dropout > 0:
             layers["drop0"] = dropout(spec.input_dropout)
@@ -499,7 +523,7 @@ class MLP(nn.Sequential):
                                 feature_names))
         adapter = self[0]
         if isinstance(adapter, InputAdapter):
-            adapter.pixels = self.spec.pixels
+            adapter.follow(self.spec)
 
 
 def build_mlp(

@@ -703,7 +703,7 @@ class Trainer:
             self.model.spec = spec
             adapter = next(iter(self.model.children()), None)
             if isinstance(adapter, InputAdapter):
-                adapter.pixels = spec.pixels
+                adapter.follow(spec)
 
     def _begin_and_run(self, x, y, w, classes, xv, yv, wv, train, val, state, unloaded,
                        reset, group, started: list[bool]) -> History:
