@@ -470,6 +470,46 @@ def test_cli_without_the_data_is_a_one_line_error(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_overwrite_replaces_a_run_whole_or_not_at_all(tmp_path, monkeypatch):
+    monkeypatch.setattr("fcnet.recipes.FashionMNIST", _FakeFashionMNIST)
+    out = tmp_path / "run"
+    run_recipe("baseline", out_dir=out, seed=1, epochs=1, quiet=True)
+    (out / "model" / "model.onnx").write_bytes(b"an export of this model")
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    # A failure while the new run's files are written leaves every file of the old run.
+    monkeypatch.setattr("fcnet.recipes.plot_prediction", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        run_recipe("baseline", out_dir=out, seed=2, epochs=1, overwrite=True, quiet=True)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    # What would stop the writing is found before training.
+    trained = []
+    monkeypatch.setattr(Trainer, "fit", lambda self, *a, **k: trained.append(1))
+    (out / "model" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"holds files that are not a saved model \(notes"):
+        run_recipe("baseline", out_dir=out, seed=2, epochs=1, overwrite=True, quiet=True)
+    (out / "model" / "notes.txt").unlink()
+    (out / "curves.png").unlink()
+    (out / "curves.png").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"holds a folder 'curves.png' where the run "
+                                                r"writes a file"):
+        run_recipe("baseline", out_dir=out, seed=2, epochs=1, overwrite=True, quiet=True)
+    assert trained == []
+    # A model folder with its default export is replaced with both.
+    (out / "curves.png").rmdir()
+    monkeypatch.undo()
+    monkeypatch.setattr("fcnet.recipes.FashionMNIST", _FakeFashionMNIST)
+    run_recipe("baseline", out_dir=out, seed=2, epochs=1, overwrite=True, quiet=True)
+    assert sorted(p.name for p in (out / "model").iterdir()) == ["model.json",
+                                                                  "model.safetensors"]
+    assert json.loads((out / "metrics.json").read_text())["seed"] == 2
+
+
 def test_run_recipe_writes_a_complete_run(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("fcnet.recipes.FashionMNIST", _FakeFashionMNIST)
     out = tmp_path / "run"

@@ -48,12 +48,14 @@ __all__ = [
     "MODEL_FORMAT",
     "STATE_FORMAT",
     "FORMAT_VERSION",
+    "check_model_path",
     "checkpoint_name",
     "encode_checkpoint",
     "find_latest_checkpoint",
     "load_checkpoint",
     "load_model",
     "publish_checkpoint",
+    "run_checkpoint_name",
     "save_checkpoint",
     "save_model",
 ]
@@ -68,6 +70,7 @@ FORMAT_VERSION = 2
 
 MODEL_WEIGHTS = "model.safetensors"
 MODEL_JSON = "model.json"
+MODEL_ONNX = "model.onnx"  # what `fcnet export MODEL` writes into a model folder
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
 MANIFEST = "manifest.json"
@@ -364,8 +367,17 @@ def _spec_mismatch(spec: MLPSpec, model: nn.Module) -> str | None:
     return None
 
 
-def _check_model_folder(folder: Path) -> None:
-    """Refuse a ``save_model`` path whose replacement would lose something else."""
+def check_model_path(folder: Path) -> None:
+    """Refuse a :func:`save_model` path whose replacement would lose something else.
+
+    A new or empty folder passes, and one that holds only a saved model and the ONNX
+    file ``fcnet export`` writes beside it by default (``model.onnx``), which is then
+    replaced with the model it was exported from.
+
+    Raises:
+        ValueError: ``folder`` is a file, the current folder (or one above it), or a
+            folder with other files.
+    """
     if folder.exists() and not folder.is_dir():
         raise ValueError(
             f"path must be a folder to hold {MODEL_WEIGHTS} and {MODEL_JSON}, but "
@@ -379,7 +391,7 @@ def _check_model_folder(folder: Path) -> None:
             f"'{folder / 'model'}'. Nothing was written")
     if folder.is_dir():
         others = sorted(e.name for e in folder.iterdir()
-                        if e.name not in (MODEL_WEIGHTS, MODEL_JSON))
+                        if e.name not in (MODEL_WEIGHTS, MODEL_JSON, MODEL_ONNX))
         if others:
             shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more"
                                              if len(others) > 5 else "")
@@ -401,8 +413,8 @@ def save_model(model: nn.Module, path: str | os.PathLike[str]) -> Path:
     Args:
         model: An :class:`~fcnet.models.MLP` (any module with an ``MLPSpec`` ``.spec``).
         path: The folder to write: a new or empty one, or one that holds a model
-            saved before, which is replaced. A folder with other files in it, and the
-            current folder, are refused.
+            saved before, which is replaced (with its ``model.onnx`` export, if any). A
+            folder with other files in it, and the current folder, are refused.
 
     Returns:
         The folder's path.
@@ -423,7 +435,7 @@ def save_model(model: nn.Module, path: str | os.PathLike[str]) -> Path:
             f"with safetensors.torch.save_file instead"
         )
     folder = _check_path_arg("path", path)
-    _check_model_folder(folder)
+    check_model_path(folder)
     stale = model.spec_mismatch() if isinstance(model, MLP) else _spec_mismatch(spec, model)
     if stale is not None:
         raise ValueError(

@@ -38,6 +38,8 @@ import argparse
 import json
 import os
 import platform
+import secrets
+import shutil
 import statistics
 import sys
 import time
@@ -60,7 +62,7 @@ from fcnet.callbacks import (
     EpochLogger,
     WeightAveraging,
 )
-from fcnet.checkpoint import save_model
+from fcnet.checkpoint import check_model_path, save_model
 from fcnet.config import TrainerConfig
 from fcnet.data import (
     Compose,
@@ -441,6 +443,14 @@ def _check_out_dir(out_dir: Any, overwrite: bool) -> Path:
                     f"out_dir {str(path)!r} cannot be created: {str(parent)!r} is a file"
                 )
             break
+    # What the run replaces at the end must be replaceable: found now, before training.
+    check_model_path(path / "model")
+    for name in RUN_FILES:
+        target = path / name
+        if "/" not in name and target.is_dir():
+            raise IsADirectoryError(
+                f"out_dir {str(path)!r} holds a folder {name!r} where the run writes a "
+                f"file; move it away or choose another out_dir")
     return path
 
 
@@ -513,6 +523,24 @@ def _load_data(data_root: Any) -> tuple[FashionMNIST, FashionMNIST]:
             where = "Fashion-MNIST was not found in the usual places and could not be downloaded"
             hint = "pass data_root (--data-root) a folder holding the four files"
         raise FileNotFoundError(f"{where}; {hint}") from e
+
+
+def _move_run_files(staging: Path, out: Path) -> None:
+    """Rename the run written in ``staging`` into ``out``: the model first, metrics last."""
+    model = out / "model"
+    if model.exists():
+        old = out / f".trash-model-{secrets.token_hex(4)}"
+        os.rename(model, old)
+        os.rename(staging / "model", model)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(staging / "model", model)
+    files = [name for name in RUN_FILES if "/" not in name and name != "metrics.json"]
+    for name in [*files, "metrics.json"]:
+        if (staging / name).exists():
+            os.replace(staging / name, out / name)
+        else:  # not made by this run: an earlier run's copy would not describe it
+            (out / name).unlink(missing_ok=True)
 
 
 def _write_plots(out: Path, history: Any, cm: torch.Tensor, test: Any, pred: torch.Tensor,
@@ -654,41 +682,50 @@ def run_recipe(
         test_accuracy = accuracy(test.labels, pred)
         per_class = per_class_accuracy(test.labels, pred, num_classes=len(classes)).tolist()
 
+        # Every file is made in a hidden folder first and then renamed into place,
+        # metrics.json last: a failure while writing (a full disk, Ctrl-C) leaves the
+        # earlier run's files as they were, never half of each run.
         out.mkdir(parents=True, exist_ok=True)
-        save_model(model, out / "model")
-        history.to_json(out / "history.json")
-        _write_plots(out, history, cm, test, pred, proba)
-        wall_seconds = time.perf_counter() - start
-        metrics: dict[str, Any] = {
-            "recipe": recipe.to_dict(),
-            "seed": seed,
-            "test_accuracy": test_accuracy,
-            "test_loss": test_eval["loss"],
-            "per_class_accuracy": dict(zip(classes, per_class, strict=True)),
-            "confusion_matrix": cm.tolist(),
-            "classification_report": classification_report(test.labels, pred, classes),
-            "selected_epoch": int(selected["epoch"]),
-            "epochs_run": len(history),
-            "val_accuracy": val_eval["accuracy"],
-            "val_loss": val_eval["loss"],
-            "train_samples": len(train),
-            "val_samples": len(val) if val is not None else 0,
-            "test_samples": len(test),
-            "limit_train": limit_train,
-            "split": {"train": getattr(train, "provenance", "all"),
-                      "val": val.provenance if val is not None else None},
-            "data": str(full.folder),
-            "wall_seconds": wall_seconds,
-            "train_seconds": train_seconds,
-            "threads": n_threads,
-            "cpu": _cpu_model(),
-            "device": str(trainer.device),
-            "torch_version": torch.__version__,
-            "python_version": platform.python_version(),
-            "platform": platform.platform(),
-            "created": datetime.now().astimezone().isoformat(timespec="seconds"),
-        }
-        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        staging = out / f".tmp-run-{secrets.token_hex(4)}"
+        staging.mkdir()
+        try:
+            save_model(model, staging / "model")
+            history.to_json(staging / "history.json")
+            _write_plots(staging, history, cm, test, pred, proba)
+            wall_seconds = time.perf_counter() - start
+            metrics: dict[str, Any] = {
+                "recipe": recipe.to_dict(),
+                "seed": seed,
+                "test_accuracy": test_accuracy,
+                "test_loss": test_eval["loss"],
+                "per_class_accuracy": dict(zip(classes, per_class, strict=True)),
+                "confusion_matrix": cm.tolist(),
+                "classification_report": classification_report(test.labels, pred, classes),
+                "selected_epoch": int(selected["epoch"]),
+                "epochs_run": len(history),
+                "val_accuracy": val_eval["accuracy"],
+                "val_loss": val_eval["loss"],
+                "train_samples": len(train),
+                "val_samples": len(val) if val is not None else 0,
+                "test_samples": len(test),
+                "limit_train": limit_train,
+                "split": {"train": getattr(train, "provenance", "all"),
+                          "val": val.provenance if val is not None else None},
+                "data": str(full.folder),
+                "wall_seconds": wall_seconds,
+                "train_seconds": train_seconds,
+                "threads": n_threads,
+                "cpu": _cpu_model(),
+                "device": str(trainer.device),
+                "torch_version": torch.__version__,
+                "python_version": platform.python_version(),
+                "platform": platform.platform(),
+                "created": datetime.now().astimezone().isoformat(timespec="seconds"),
+            }
+            atomic_write_text(staging / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+            _move_run_files(staging, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     finally:
         torch.set_num_threads(previous_threads)
     say(f"wrote {out} in {wall_seconds:.1f} s")
