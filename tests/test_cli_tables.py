@@ -80,12 +80,43 @@ def test_a_pixel_model_reads_raw_pixel_rows_with_a_label_column(tmp_path, capsys
     ("a,b,c\n", [], "has a header and no rows"),
     ("a,b,c\n1,2,3\n", ["--drop", "z"], "--drop: "),
     ("a,b,c\n1,nan,3\n", [], "holds NaN or infinite values"),
+    ("a;b;c\n1;2;3\n", [], "fcnet reads comma-separated files, and its first line is "
+                           "separated by ';'"),
 ])
 def test_bad_tables_are_one_line_errors(table_model, tmp_path, capsys, text, extra, message):
     folder, _, _ = table_model
     (tmp_path / "t.csv").write_text(text)
     assert main(["predict", str(folder), str(tmp_path / "t.csv"), *extra]) == 2
     assert message in _error(capsys)
+
+
+def test_each_table_is_read_by_its_own_rule(tmp_path, capsys):
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (6, 4, 4), dtype=torch.uint8, generator=g)
+    trainer = Trainer(build_mlp([16, 8, 3], seed=0), epochs=1, seed=0, progress=False)
+    trainer.fit((images, torch.arange(6) % 3))
+    save_model(trainer.model, tmp_path / "m")
+    flat = images.reshape(6, -1)
+    np.savetxt(tmp_path / "whole.csv", flat.numpy(), fmt="%d", delimiter=",")
+    np.savetxt(tmp_path / "scaled.csv", flat.numpy() / 255, fmt="%.9f", delimiter=",")
+    expected = trainer.predict(images).tolist()
+    for files in (["whole.csv"], ["scaled.csv"], ["whole.csv", "scaled.csv"]):
+        assert main(["predict", str(tmp_path / "m"), *[str(tmp_path / f) for f in files],
+                     "--json"]) == 0
+        results = json.loads(capsys.readouterr().out)
+        assert [r["label"] for r in results] == expected * len(files), files
+    # A file of pixels out of range is named in the error.
+    (tmp_path / "bad.csv").write_text(",".join(["300"] * 16) + "\n")
+    assert main(["predict", str(tmp_path / "m"), str(tmp_path / "whole.csv"),
+                 str(tmp_path / "bad.csv")]) == 2
+    assert f"'{tmp_path / 'bad.csv'}': the model was trained on uint8 pixels" in \
+        _error(capsys)
+
+
+def test_a_table_model_refuses_images(table_model, tmp_path, capsys):
+    folder, _, _ = table_model
+    assert main(["predict", str(folder), str(tmp_path / "shoe.png")]) == 2
+    assert "trained on a table with the columns [a, b, c], not on images" in _error(capsys)
 
 
 def test_images_and_tables_are_not_mixed(table_model, tmp_path, capsys):

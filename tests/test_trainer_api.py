@@ -244,6 +244,8 @@ def test_the_same_pixels_predict_the_same_in_every_integer_dtype():
     # Float pixels in [0, 255] are far outside the [0, 1] the model saw: a warning.
     with pytest.warns(UserWarning, match=r"far outside the range the model was trained on"):
         trainer.predict(x.float())
+    with pytest.warns(UserWarning, match=r"far outside the range the model was trained on"):
+        trainer.evaluate((x.float(), y))  # a wrong loss and accuracy: said, as in predict
 
 
 def test_integer_feature_columns_are_numbers_not_pixels():

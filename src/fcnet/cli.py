@@ -355,6 +355,12 @@ def _read_table(path: Path, spec: Any, drop: list[str], label: str | None = None
         raise _Failure(f"cannot read the CSV file '{path}': {_one_line(e)}") from None
     if not rows:
         raise _Failure(f"the CSV file '{path}' has no rows")
+    if len(rows[0]) == 1 and spec.in_features > 1:
+        other = next((d for d in (";", "\t", "|") if d in rows[0][0]), None)
+        if other is not None:
+            raise _Failure(f"'{path}' has one column: fcnet reads comma-separated files, "
+                           f"and its first line is separated by {other!r}; write it with "
+                           f"commas (pandas: df.to_csv(path, index=False))")
     header = None if all(_is_number(c) for c in rows[0]) else [c.strip() for c in rows[0]]
     body = rows[1:] if header is not None else rows
     if not body:
@@ -434,12 +440,20 @@ def _table_labels(cells: list[str], path: Path, column: str, classes: list[str] 
 def _predict_tables(loaded: _Loaded, paths: list[Path], args: argparse.Namespace
                     ) -> list[dict[str, Any]]:
     parts = [_read_table(p, loaded.model.spec, _dropped(args))[:2] for p in paths]
-    dtypes = {x.dtype for x, _ in parts}
-    dtype = dtypes.pop() if len(dtypes) == 1 else torch.float32
-    inputs = torch.cat([x.to(dtype) for x, _ in parts])
-    sources = [s for _, names in parts for s in names]
-    proba = Trainer(loaded.model, device=args.device, progress=False).predict_proba(inputs)
-    return top_classes(proba, sources, classes=loaded.classes, top_k=args.top_k)
+    trainer = Trainer(loaded.model, device=args.device, progress=False)
+    results = []
+    for path, (inputs, sources) in zip(paths, parts, strict=True):
+        # Each file by its own rule: whole numbers in one, fractions in another.
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                proba = trainer.predict_proba(inputs)
+        except ValueError as e:
+            raise _Failure(f"'{path}': {_one_line(e)}") from None
+        for w in caught:
+            _warn(f"'{path}': {w.message}")
+        results += top_classes(proba, sources, classes=loaded.classes, top_k=args.top_k)
+    return results
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

@@ -238,12 +238,19 @@ def image_size(model: Trainer | nn.Module) -> tuple[int, int]:
 
     Raises:
         TypeError: ``model`` is not a Trainer or a module.
-        ValueError: The model's input is not a square grayscale image.
+        ValueError: The model's input is not a square grayscale image, or it was
+            trained on a table with named columns.
     """
     spec = getattr(_model_of(model), "spec", None)
     if spec is None:
         raise ValueError("the model has no spec (it was not built by fcnet.build_mlp); "
                          "pass size=(height, width)")
+    names = getattr(spec, "feature_names", None)
+    if names:
+        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        raise ValueError(f"the model was trained on a table with the columns [{shown}], "
+                         f"not on images; give it rows of those columns (a DataFrame, or "
+                         f"a CSV file on the command line)")
     side = math.isqrt(spec.in_features)
     if side * side != spec.in_features:
         raise ValueError(f"the model takes {spec.in_features} input features, not a square "

@@ -967,9 +967,11 @@ class Trainer:
         ``data`` takes the same forms as ``train`` in :meth:`fit`. The loss is
         :meth:`compute_loss` (label smoothing included). With ``return_outputs=True``
         the dict also holds ``"probabilities"``, ``(N, classes)`` on the CPU, from the
-        same pass.
+        same pass. Like :meth:`predict`, it warns when the inputs lie far outside the
+        range of values the model was trained on.
         """
         x, y, classes, w = self._tensors(data, "data")
+        _inputs.warn_if_out_of_range(x, getattr(self.model, "spec", None))
         if self.class_weights is None and self.config.class_weight is not None:
             self.class_weights = _inputs.class_weights(self.config.class_weight, y, classes,
                                                        self.device)
