@@ -121,6 +121,15 @@ def test_unsupported_model_is_one_line(capsys, tmp_path):
     assert_one_line_error(capsys.readouterr().err, "unsupported model", "10 input features")
 
 
+def test_classes_named_twice_are_one_line(capsys, tmp_path):
+    save_model(build_mlp([16, 4, 3], seed=0), tmp_path / "m")
+    Image.new("L", (4, 4)).save(tmp_path / "a.png")
+    assert main(["predict", str(tmp_path / "m"), str(tmp_path / "a.png"), "--classes",
+                 "a,a,b"]) == 2
+    assert_one_line_error(capsys.readouterr().err, "--classes must name each class once; "
+                                                   "['a'] appear more than once")
+
+
 def test_broken_and_missing_images_are_one_line(tmp_path, untrained_model):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")

@@ -132,6 +132,9 @@ def test_the_documented_service_answers(pixel_model, exported, monkeypatch):
     expected = load_model(folder)(x[:3]).argmax(1).tolist()
     assert [a["label"] for a in answer] == expected
     assert [a["class"] for a in answer] == [CLASSES[k] for k in expected]
+    # Rows of another length are refused, even when the values would fill whole rows.
+    for wrong in ([rows[0] + rows[1]], [rows[0][:392]] * 2, rows[0]):
+        assert call("POST", json.dumps({"pixels": wrong}).encode())[0] == "400 Bad Request"
     rows[0][5] = 300
     assert call("POST", json.dumps({"pixels": rows}).encode())[0] == "400 Bad Request"
     assert call("POST", b"{not json")[0] == "400 Bad Request"
@@ -143,7 +146,15 @@ def test_export_without_onnxscript_uses_the_torchscript_exporter(pixel_model, tm
     out = tmp_path / "legacy.onnx"
     code = ("import sys; sys.modules['onnxscript'] = None\n"  # not importable
             "from fcnet import export_onnx, load_model\n"
-            f"export_onnx(load_model({str(folder)!r}), {str(out)!r})\n")
+            f"model = load_model({str(folder)!r})\n"
+            "for opset in (1, 30):\n"
+            "    try:\n"
+            f"        export_onnx(model, {str(out)!r}, opset=opset)\n"
+            "    except ValueError as e:\n"
+            "        assert 'opset must be in [7, 20] with torch' in str(e), e\n"
+            "    else:\n"
+            "        raise AssertionError(opset)\n"
+            f"export_onnx(model, {str(out)!r})\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr

@@ -150,6 +150,9 @@ def _parse_classes(text: str | None, num_classes: int) -> list[str] | None:
     if len(names) != num_classes or not all(names):
         raise _Failure(f"--classes must name the model's {num_classes} classes, got "
                        f"{len(names)} names in {text!r}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise _Failure(f"--classes must name each class once; {twice} appear more than once")
     return names
 
 

@@ -117,16 +117,25 @@ def _export_proto(module: ExportableModel, out_name: str, opset: int | None):
         return program.model_proto
     # Without onnxscript: the TorchScript-based exporter (deprecated in torch, but it
     # needs only the onnx package). It traces the module, which holds no Python checks.
+    # Its opsets: 7 (the oldest onnxruntime runs) to 20 (the newest it writes).
+    if opset is not None and not 7 <= opset <= 20:
+        raise ValueError(f"opset must be in [7, 20] with torch's TorchScript-based ONNX "
+                         f"exporter (used when onnxscript is not installed), got {opset}; "
+                         f"install onnxscript for opsets 18 and newer")
     buffer = io.BytesIO()
     kwargs = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters \
         else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            module, (example,), buffer, input_names=[INPUT_NAME], output_names=[out_name],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, out_name: {0: "batch"}},
-            opset_version=17 if opset is None else opset, **kwargs,
-        )
+        try:
+            torch.onnx.export(
+                module, (example,), buffer, input_names=[INPUT_NAME], output_names=[out_name],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, out_name: {0: "batch"}},
+                opset_version=17 if opset is None else opset, **kwargs,
+            )
+        except RuntimeError as e:  # an opset this torch's exporter does not know
+            raise ValueError(f"torch's TorchScript-based ONNX exporter cannot write opset "
+                             f"{opset}: {e}; pass another opset, or None") from None
     return onnx.load_from_string(buffer.getvalue())
 
 
