@@ -182,6 +182,11 @@ def test_early_stopping_stops_after_patience_and_records_why(blobs):
     assert "did not improve for 3 epochs" in history.meta["stop_reason"]
     assert history[-1]["stopped_early"] is True
     assert history[-1]["stop_reason"] == history.meta["stop_reason"]
+    # A later fit that runs to its end carries no note of the earlier stop.
+    trainer.callbacks = [NeverImproves()]
+    history = trainer.fit((x[:64], y[:64]), (x, y))
+    assert len(history) == 4 + 50
+    assert not {"stop_reason", "stopped_epoch", "best_epoch"} & set(history.meta)
 
 
 def test_early_stopping_restores_best_weights(blobs):

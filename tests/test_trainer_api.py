@@ -338,8 +338,15 @@ def test_a_model_returning_a_tuple_says_what_it_must_return(blobs):
 
 def test_scikit_learn_style_fit_gets_a_hint(blobs):
     x, y = blobs
-    with pytest.raises(TypeError, match=r"did you mean fit\(\(X, y\)\)"):
-        Trainer(build_mlp([8, 3]), progress=False).fit(x.numpy(), y.numpy())
+    trainer = Trainer(build_mlp([8, 3]), progress=False)
+    for inputs, labels in ((x.numpy(), y.numpy()), (x.tolist(), y.tolist()),
+                           (x.numpy(), y.tolist()), (x, y)):
+        with pytest.raises(TypeError, match=r"did you mean fit\(\(X, y\)\)"):
+            trainer.fit(inputs, labels)
+    with pytest.raises(TypeError, match=r"val is the validation data, got the number 0.2; "
+                                        r".*train_val_split\(\(X, y\), 0.2\)"):
+        trainer.fit((x, y), 0.2)  # Keras' validation_split
+    assert trainer.optimizer is None
 
 
 def test_batch_norm_survives_a_one_sample_last_batch(blobs):

@@ -56,6 +56,18 @@ __all__ = ["LOSSES", "OPTIMIZERS", "PRECISIONS", "Trainer", "TrainerConfig"]
 STATE_VERSION = 2
 
 
+def _length(value: Any) -> int | None:
+    try:
+        return len(value)
+    except TypeError:
+        return None
+
+
+#: History notes on how a fit ended; a later fit starts without them.
+_FIT_NOTES = ("interrupted", "interrupted_at", "stop_reason", "stopped_epoch",
+              "best_epoch", "restored_best_epoch")
+
+
 class Trainer:
     """Train and use a classifier that maps inputs to class scores.
 
@@ -629,8 +641,15 @@ class Trainer:
         if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
                                     or threads < 1):
             raise ValueError(f"num_threads must be None or an int >= 1, got {threads!r}")
-        if val is not None and not isinstance(train, (tuple, list)) and \
-                _inputs.is_array(train) and _inputs.is_array(val):
+        if isinstance(val, (int, float)) and not isinstance(val, bool):
+            raise TypeError(f"val is the validation data, got the number {val!r}; to hold "
+                            f"out a fraction of the training data, split it first: "
+                            f"train, val = fcnet.data.train_val_split((X, y), {val!r})")
+        # fit(X, y) as in scikit-learn or Keras: inputs and labels of one length.
+        inputs_like = _inputs.is_array(train) or (isinstance(train, list) and len(train) != 2)
+        labels_like = _inputs.is_array(val) or isinstance(val, list)
+        if val is not None and inputs_like and labels_like and \
+                _length(train) == _length(val) is not None:
             raise TypeError("fit takes the training data as one (X, y) pair: did you mean "
                             "fit((X, y))? The second argument is the validation data")
         if not isinstance(reset, bool):
@@ -754,6 +773,8 @@ class Trainer:
             self.final_epoch = self.epoch + self.epochs
             self.batch_in_epoch = 0
             self._acc = self._zero_accumulators()
+            for note in _FIT_NOTES:  # they tell how the previous fit ended, not this one
+                self.history.meta.pop(note, None)
         if state is not None or self._rng is None or reset or seed != self.seed_used \
                 or group is not None:
             rank = 0 if group is None else group.rank
