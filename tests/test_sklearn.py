@@ -9,6 +9,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -585,3 +586,22 @@ def test_partial_fit_refuses_classes_of_strings_and_numbers(blobs3):
     with pytest.raises(ValueError, match=r"classes: Mix of label input types \(string and "
                                          r"number\)"):
         small().partial_fit(X, np.where(y == "ant", "a", "b"), classes=["a", "b", 3])
+
+
+def test_a_fit_that_runs_out_of_epochs_warns_as_scikit_learn_does(blobs3):
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = blobs3
+    with pytest.warns(ConvergenceWarning, match=r"all epochs=3 epochs ran and the training "
+                                                r"loss was still improving"):
+        small(epochs=3).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        small(epochs=200, n_iter_no_change=2, tol=1.0).fit(X, y)  # stops: no warning
+        small(epochs=3).partial_fit(X, y, classes=np.unique(y))
+
+
+def test_hidden_sizes_may_be_a_numpy_array(blobs3):
+    X, y = blobs3
+    clf = small(hidden_sizes=np.array([8, 4]), epochs=1).fit(X, y)
+    assert clf.model_.spec.sizes[1:-1] == (8, 4)

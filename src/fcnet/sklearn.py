@@ -31,6 +31,7 @@ import numpy as np
 try:
     import sklearn
     from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import train_test_split
     from sklearn.utils.multiclass import (
         check_classification_targets,
@@ -231,6 +232,8 @@ class FCNetClassifier(ClassifierMixin, BaseEstimator):
         sizes = self.hidden_sizes
         if _is_int(sizes):
             sizes = (sizes,)
+        if isinstance(sizes, np.ndarray) and sizes.ndim == 1:  # as MLPClassifier takes
+            sizes = sizes.tolist()
         if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
             raise TypeError(f"hidden_sizes must be a sequence of layer widths such as (64, 32), "
                             f"got {type(sizes).__name__} {sizes!r}")
@@ -528,7 +531,14 @@ class FCNetClassifier(ClassifierMixin, BaseEstimator):
                                           device=self.device, progress=self.verbose > 0)
         else:
             trainer = self._trainer
-        trainer.fit(train, val)
+        history = trainer.fit(train, val)
+        if not partial and "stop_reason" not in history.meta:
+            monitor = "validation loss" if self.early_stopping else "training loss"
+            warnings.warn(
+                f"FCNetClassifier: all epochs={self.epochs} epochs ran and the {monitor} "
+                f"was still improving by more than tol={self.tol} within "
+                f"n_iter_no_change={self.n_iter_no_change} epochs; it may not have "
+                f"converged: raise epochs", ConvergenceWarning, stacklevel=4)
 
         self._trainer, self._key = trainer, key
         self.classes_ = classes_
