@@ -181,3 +181,23 @@ def test_top_classes_ranks_each_row():
                       "top": [{"label": 1, "class": "y", "probability": pytest.approx(0.7)},
                               {"label": 2, "class": "z", "probability": pytest.approx(0.2)}]}
     assert [r["class"] for r in top_classes(proba, ["1", "2"])] == ["1", "0"]
+
+
+def test_pandas_default_header_and_trailing_commas(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 4)).astype(np.float32)
+    trainer = Trainer(build_mlp([4, 8, 2], seed=0), epochs=1, seed=0, progress=False)
+    trainer.fit((x, (x[:, 0] > 0).astype(int)))
+    save_model(trainer.model, tmp_path / "m")
+    expected = trainer.predict(x[:3]).tolist()
+    pd.DataFrame(x[:3]).to_csv(tmp_path / "frame.csv", index=False)  # header 0,1,2,3
+    assert main(["predict", str(tmp_path / "m"), str(tmp_path / "frame.csv"), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert [r["label"] for r in json.loads(captured.out)] == expected
+    assert "warning: " in captured.err and \
+        "its first row, 0,1,...,3, is taken for the header" in captured.err
+    lines = [",".join(f"{v:.9g}" for v in row) + "," for row in x[:3]]
+    (tmp_path / "trailing.csv").write_text("\n".join(lines) + "\n")
+    assert main(["predict", str(tmp_path / "m"), str(tmp_path / "trailing.csv"),
+                 "--json"]) == 0
+    assert [r["label"] for r in json.loads(capsys.readouterr().out)] == expected

@@ -294,6 +294,14 @@ def test_a_model_trained_on_integer_pixels_reads_uint8_as_the_same_numbers(tmp_p
         torch.testing.assert_close(value, results[0][key], atol=1e-6, rtol=1e-5)
 
 
+def test_one_feature_given_flat_gets_the_reshape_hint():
+    x = torch.linspace(-1, 1, 40)
+    with pytest.raises(ValueError, match=r"have 40 features per sample .* expects 1; if "
+                                         r"these are 40 samples of one feature, give them "
+                                         r"as a column: X.reshape\(-1, 1\)"):
+        Trainer(build_mlp([1, 4, 2]), progress=False).fit((x, (x > 0).long()))
+
+
 def test_predict_before_fit_warns_once():
     trainer = Trainer(build_mlp([4, 3]), progress=False)
     with pytest.warns(UserWarning, match=r"has not been trained"):

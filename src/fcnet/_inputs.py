@@ -39,8 +39,12 @@ def check_inputs(model: nn.Module, x: torch.Tensor, name: str) -> None:
     in_features = getattr(getattr(model, "spec", None), "in_features", None)
     per_sample = math.prod(x.shape[1:]) if x.dim() > 1 else x.shape[0]
     if in_features is not None and per_sample != in_features:
+        hint = ""
+        if x.dim() == 1 and in_features == 1:
+            hint = (f"; if these are {x.shape[0]} samples of one feature, give them as a "
+                    f"column: X.reshape(-1, 1)")
         raise ValueError(f"{name} inputs have {per_sample} features per sample (shape "
-                         f"{tuple(x.shape)}), but the model expects {in_features}")
+                         f"{tuple(x.shape)}), but the model expects {in_features}{hint}")
 
 
 def column_names(data: Any) -> tuple[str, ...] | None:

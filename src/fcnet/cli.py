@@ -364,7 +364,18 @@ def _read_table(path: Path, spec: Any, drop: list[str], label: str | None = None
             raise _Failure(f"'{path}' has one column: fcnet reads comma-separated files, "
                            f"and its first line is separated by {other!r}; write it with "
                            f"commas (pandas: df.to_csv(path, index=False))")
+    # A trailing comma on every line makes an empty last column: not a feature.
+    if all(r and not r[-1].strip() for r in rows) and len(rows[0]) > 1:
+        rows = [r[:-1] for r in rows]
     header = None if all(_is_number(c) for c in rows[0]) else [c.strip() for c in rows[0]]
+    first = [c.strip() for c in rows[0]]
+    if header is None and len(first) >= 4 and len(rows) > 1 and \
+            first == [str(i) for i in range(len(first))]:
+        # pandas writes the column names 0, 1, 2, ... of a frame made from an array.
+        header = first
+        _warn(f"'{path}': its first row, {first[0]},{first[1]},...,{first[-1]}, is taken "
+              f"for the header (the column names pandas writes for a frame made from an "
+              f"array), not for a sample")
     body = rows[1:] if header is not None else rows
     if not body:
         raise _Failure(f"the CSV file '{path}' has a header and no rows")
