@@ -605,3 +605,11 @@ def test_hidden_sizes_may_be_a_numpy_array(blobs3):
     X, y = blobs3
     clf = small(hidden_sizes=np.array([8, 4]), epochs=1).fit(X, y)
     assert clf.model_.spec.sizes[1:-1] == (8, 4)
+
+
+def test_predict_does_not_warn_of_rows_outside_the_training_range(blobs3):
+    X, y = blobs3
+    clf = small(epochs=2).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.predict(X * 100)

@@ -579,7 +579,11 @@ class FCNetClassifier(ClassifierMixin, BaseEstimator):
     def _log_proba(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        logits = self._trainer.predict_scores(torch.from_numpy(X)).double()
+        with warnings.catch_warnings():
+            # No scikit-learn estimator warns of inputs outside the training range (the
+            # rows of a test fold often are); the Trainer's warning would be noise here.
+            warnings.filterwarnings("ignore", message=r"x holds values in .* far outside")
+            logits = self._trainer.predict_scores(torch.from_numpy(X)).double()
         return torch.log_softmax(logits, dim=1).numpy()
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
