@@ -103,6 +103,11 @@ def test_a_whole_frame_or_a_split_pair_is_refused_with_the_way_out(table):
         _trainer().fit(df, y)
     with pytest.raises(TypeError, match="x must be inputs only"):
         _trainer().predict((df, y))
+    # The same hint once the model has recorded its columns (not a column mismatch).
+    trained = _trainer()
+    trained.fit((df, y))
+    with pytest.raises(TypeError, match=r"got DataFrame: pass the features and the label"):
+        trained.fit(df.assign(label=y))
 
 
 def test_series_sample_weights(table):

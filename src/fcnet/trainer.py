@@ -439,7 +439,8 @@ class Trainer:
     def _tensors(self, data: Any, name: str) -> tuple[torch.Tensor, torch.Tensor, int,
                                                       torch.Tensor | None]:
         data, w = _inputs.split_weights(data, name)
-        _inputs.check_columns(self._recorded_columns(), data, name)
+        if isinstance(data, (tuple, list)):  # a whole table as the data: to_tensors says so
+            _inputs.check_columns(self._recorded_columns(), data, name)
         x, y = to_tensors(data, name=name)
         _inputs.check_inputs(self.model, x, name)
         classes = _inputs.check_outputs(self.model, self._probe(x, name), self.config.loss)
