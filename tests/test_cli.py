@@ -243,6 +243,17 @@ def test_predict_a_folder_in_sorted_order_with_top_k(run_dir, test_set, tmp_path
         assert len(probs) == 3 and probs == sorted(probs, reverse=True) and sum(probs) <= 1.001
 
 
+def test_an_image_of_nothing_is_predicted_with_a_warning(tmp_path, untrained_model, capsys):
+    Image.new("L", (40, 30), 255).save(tmp_path / "white.png")  # blank paper
+    Image.fromarray((np.arange(64 * 64).reshape(64, 64) % 250).astype(np.uint8)).save(
+        tmp_path / "texture.png")
+    assert main(["predict", str(untrained_model), str(tmp_path / "white.png"),
+                 str(tmp_path / "texture.png")]) == 0
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'white.png'}: nothing stands out from the background" in err
+    assert "texture.png" not in err
+
+
 def test_load_images_matches_the_dataset_form(tmp_path):
     digit = torch.zeros(28, 28, dtype=torch.uint8)
     digit[4:24, 10:18] = 200  # a light bar on black, as in the data set

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -315,6 +316,14 @@ def predict_images(model: Trainer | nn.Module,
     proba = trainer.predict_proba(images)
     names = [str(s) if isinstance(s, (str, os.PathLike)) else f"<image {i}>"
              for i, s in enumerate(sources)]
+    blank = [names[i] for i in (images.reshape(len(images), -1).amax(1) == 0).nonzero()
+             .flatten().tolist()] if len(images) else []
+    if blank:
+        shown = ", ".join(blank[:3]) + (f" and {len(blank) - 3} more" if len(blank) > 3
+                                        else "")
+        warnings.warn(f"{shown}: nothing stands out from the background, so the converted "
+                      f"image is all black and its prediction says nothing about it",
+                      UserWarning, stacklevel=2)
     return top_classes(proba, names, classes=classes, top_k=top_k)
 
 
