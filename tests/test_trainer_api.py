@@ -514,3 +514,10 @@ def test_predict_scores_are_the_models_raw_outputs(blobs):
         torch.testing.assert_close(scores, trainer.model.eval()(x))
     torch.testing.assert_close(torch.softmax(scores, 1), trainer.predict_proba(x))
     assert scores.device.type == "cpu" and scores.dtype == torch.float32
+
+
+def test_a_plain_module_given_inputs_it_cannot_take_gets_a_value_error():
+    trainer = Trainer(nn.Sequential(nn.Linear(8, 3)), progress=False)
+    with pytest.raises(ValueError, match=r"x inputs of shape \(4, 5\) do not fit the model"):
+        trainer.predict(torch.zeros(4, 5))
+    assert trainer.predict(torch.zeros(4, 8)).shape == (4,)

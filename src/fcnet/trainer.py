@@ -428,8 +428,8 @@ class Trainer:
         self.model.eval()
         try:
             with torch.no_grad():
-                out = self.forward(x[:2].to(self.device))
-        except (RuntimeError, ValueError) as e:
+                out = self.forward((x[:2] if x.dim() > 1 else x).to(self.device))
+        except (RuntimeError, ValueError, IndexError) as e:
             raise ValueError(f"{name} inputs of shape {tuple(x.shape)} do not fit the model: "
                              f"{e}") from e
         finally:
@@ -462,6 +462,8 @@ class Trainer:
         x = _inputs.predict_input(x)
         _inputs.check_inputs(self.model, x, "x")
         spec = getattr(self.model, "spec", None)
+        if spec is None:  # no feature count to check: try two samples, as fit does
+            self._probe(x, "x")
         if getattr(spec, "input_dtype", 1) is None and not self._warned_untrained \
                 and self.seed_used is None:
             self._warned_untrained = True
