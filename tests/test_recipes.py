@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 from fcnet import (
+    Callback,
+    CheckpointError,
     DisableAugmentation,
     EarlyStopping,
     FastDropout,
@@ -508,6 +510,40 @@ def test_overwrite_replaces_a_run_whole_or_not_at_all(tmp_path, monkeypatch):
     assert sorted(p.name for p in (out / "model").iterdir()) == ["model.json",
                                                                   "model.safetensors"]
     assert json.loads((out / "metrics.json").read_text())["seed"] == 2
+
+
+def test_a_run_with_checkpoints_resumes_to_the_uninterrupted_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr("fcnet.recipes.FashionMNIST", _FakeFashionMNIST)
+    monkeypatch.setattr("fcnet.recipes._write_plots", lambda *args: None)
+    whole = run_recipe("baseline", out_dir=tmp_path / "whole", seed=1, epochs=3,
+                       quiet=True, checkpoints=True)
+
+    class Crash(Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            if epoch == 2:
+                raise RuntimeError("power cut")
+
+    plain = Recipe.callbacks
+    monkeypatch.setattr(Recipe, "callbacks", lambda self: [*plain(self), Crash()])
+    out = tmp_path / "cut"
+    with pytest.raises(RuntimeError, match="power cut"):
+        run_recipe("baseline", out_dir=out, seed=1, epochs=3, quiet=True, checkpoints=True)
+    assert (out / "checkpoints" / "epoch0001-batch000000").is_dir()
+    assert not (out / "metrics.json").exists()
+    monkeypatch.setattr(Recipe, "callbacks", plain)
+    with pytest.raises(FileExistsError, match="is not empty"):
+        run_recipe("baseline", out_dir=out, seed=1, epochs=3, quiet=True)
+    with pytest.raises(FileNotFoundError, match=r"resume: no checkpoint in"):
+        run_recipe("baseline", out_dir=tmp_path / "new", seed=1, epochs=3, quiet=True,
+                   resume=True)
+    resumed = run_recipe("baseline", out_dir=out, seed=1, epochs=3, quiet=True, resume=True)
+    assert resumed["test_accuracy"] == whole["test_accuracy"]
+    a = load_model(tmp_path / "whole" / "model").state_dict()
+    b = load_model(out / "model").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # Another seed is another run: refused, naming the difference.
+    with pytest.raises(CheckpointError, match="seed"):
+        run_recipe("baseline", out_dir=out, seed=2, epochs=3, quiet=True, resume=True)
 
 
 def test_run_recipe_writes_a_complete_run(tmp_path, monkeypatch, capsys):

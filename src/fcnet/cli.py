@@ -201,7 +201,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = run_recipe(args.recipe, out_dir=out, seed=args.seed, data_root=args.data_root,
                         epochs=args.epochs, limit_train=args.limit_train,
                         threads=args.threads, device=args.device, overwrite=args.overwrite,
-                        quiet=args.quiet)
+                        quiet=args.quiet, checkpoints=args.checkpoints, resume=args.resume)
     if args.quiet:
         print(f"test_accuracy={result['test_accuracy']:.4f}")
     return 0
@@ -646,6 +646,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run files in a non-empty output folder")
     p.add_argument("--quiet", action="store_true", help="print only the test accuracy")
+    p.add_argument("--checkpoints", action="store_true",
+                   help="save the training state after every epoch (and at Ctrl-C) into "
+                        "DIR/checkpoints")
+    p.add_argument("--resume", action="store_true",
+                   help="go on from the last checkpoint in DIR/checkpoints, with the same "
+                        "recipe and options")
     p.set_defaults(run=_cmd_train)
 
     p = _subparser(

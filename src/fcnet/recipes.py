@@ -60,9 +60,10 @@ from fcnet.callbacks import (
     DisableAugmentation,
     EarlyStopping,
     EpochLogger,
+    ModelCheckpoint,
     WeightAveraging,
 )
-from fcnet.checkpoint import check_model_path, save_model
+from fcnet.checkpoint import check_model_path, find_latest_checkpoint, save_model
 from fcnet.config import TrainerConfig
 from fcnet.data import (
     Compose,
@@ -87,6 +88,7 @@ from fcnet.trainer import Trainer
 __all__ = [
     "DEFAULT_THREADS",
     "RECIPES",
+    "CHECKPOINTS",
     "RUN_FILES",
     "Recipe",
     "get_recipe",
@@ -98,6 +100,9 @@ __all__ = [
 #: number (capped at torch's setting): one thread keeps a run's speed steady when other
 #: work shares the cores (``benchmarks/results/step_options.json``).
 DEFAULT_THREADS = 1
+
+#: The folder of ``out_dir`` that ``run_recipe(checkpoints=True)`` saves the state into.
+CHECKPOINTS = "checkpoints"
 
 #: Files that :func:`run_recipe` writes into its output folder.
 RUN_FILES = (
@@ -569,6 +574,8 @@ def run_recipe(
     device: str | torch.device = "auto",
     overwrite: bool = False,
     quiet: bool = False,
+    checkpoints: bool = False,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Train ``recipe`` with one seed, test it once, and write the run into ``out_dir``.
 
@@ -589,6 +596,12 @@ def run_recipe(
     mixes with an earlier one: ``out_dir`` must be missing or empty unless
     ``overwrite=True``, which replaces the run files and leaves other files alone.
 
+    With ``checkpoints=True`` the training state is saved after every epoch (and at
+    Ctrl-C) into ``out_dir/checkpoints`` (:class:`~fcnet.callbacks.ModelCheckpoint`,
+    the last one kept); ``resume=True`` goes on from there, in the same ``out_dir``
+    with the same recipe, seed and options, and ends with the weights of an
+    uninterrupted run.
+
     Args:
         recipe: A :class:`Recipe` or the name of one in :data:`RECIPES`.
         out_dir: Folder for the run's files; created if missing.
@@ -605,6 +618,10 @@ def run_recipe(
         device: ``"auto"`` (CUDA, then MPS, then CPU) or any torch device.
         overwrite: Allow a non-empty ``out_dir``.
         quiet: Print nothing.
+        checkpoints: Save the training state after every epoch into
+            ``out_dir/checkpoints``.
+        resume: Go on from the last checkpoint in ``out_dir/checkpoints`` (implies
+            ``checkpoints``; ``out_dir`` need not be empty).
 
     Returns:
         The contents of ``metrics.json``, plus ``"out_dir"``.
@@ -614,8 +631,12 @@ def run_recipe(
         ValueError: An argument is out of range, or the recipe name is unknown (the
             message lists the known names).
         NotADirectoryError: ``out_dir`` (or a parent) exists as a file.
-        FileExistsError: ``out_dir`` is not empty and ``overwrite`` is False.
-        FileNotFoundError: ``data_root`` does not exist, or the data is not found there.
+        FileExistsError: ``out_dir`` is not empty and ``overwrite`` and ``resume`` are
+            False.
+        FileNotFoundError: ``data_root`` does not exist, or the data is not found there,
+            or ``resume`` finds no checkpoint.
+        CheckpointError: The checkpoint to resume from is damaged or was written with
+            another recipe, seed or options.
         DatasetError: A data file is malformed or does not match its published digest.
 
     Example:
@@ -623,8 +644,15 @@ def run_recipe(
         >>> round(result["test_accuracy"], 2)  # doctest: +SKIP
         0.87
     """
+    for flag, value in (("checkpoints", checkpoints), ("resume", resume)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{flag} must be True or False, got {value!r}")
     recipe, out = _check_run_args(recipe, out_dir, seed, data_root, epochs, limit_train,
-                                  threads, overwrite, quiet, device)
+                                  threads, overwrite or resume, quiet, device)
+    store = out / CHECKPOINTS
+    if resume and find_latest_checkpoint(store) is None:
+        raise FileNotFoundError(f"resume: no checkpoint in {str(store)!r}; start the run "
+                                f"with checkpoints=True (fcnet train --checkpoints)")
     if epochs is not None:
         recipe = recipe.with_epochs(epochs)
     previous_threads = torch.get_num_threads()
@@ -649,6 +677,8 @@ def run_recipe(
         callbacks = recipe.callbacks()
         if not quiet:
             callbacks.append(EpochLogger())
+        if checkpoints or resume:
+            callbacks.append(ModelCheckpoint(store, keep_last=1, save_best=False))
         trainer = Trainer.from_config(
             model, replace(recipe.training, seed=seed), augment=recipe.make_augment(),
             callbacks=callbacks, device=device,
@@ -661,7 +691,7 @@ def run_recipe(
             f"device {trainer.device}, {n_threads} threads"
         )
         fit_start = time.perf_counter()
-        history = trainer.fit(train, val)
+        history = trainer.fit(train, val, resume_from=store if resume else None)
         train_seconds = time.perf_counter() - fit_start
 
         best_epoch = history.meta.get("restored_best_epoch")
