@@ -506,9 +506,11 @@ def test_overwrite_replaces_a_run_whole_or_not_at_all(tmp_path, monkeypatch):
     (out / "curves.png").rmdir()
     monkeypatch.undo()
     monkeypatch.setattr("fcnet.recipes.FashionMNIST", _FakeFashionMNIST)
+    (out / "model.onnx").write_bytes(b"an export of the old model, beside it")
     run_recipe("baseline", out_dir=out, seed=2, epochs=1, overwrite=True, quiet=True)
     assert sorted(p.name for p in (out / "model").iterdir()) == ["model.json",
                                                                   "model.safetensors"]
+    assert not (out / "model.onnx").exists()
     assert json.loads((out / "metrics.json").read_text())["seed"] == 2
 
 

@@ -3,12 +3,14 @@
 A script that trains with :class:`fcnet.Trainer` runs unchanged under
 ``torchrun --nproc_per_node=N script.py``: when ``WORLD_SIZE`` is above 1 (or a process
 group is already initialised), :meth:`fcnet.Trainer.fit` joins the group (``gloo`` on
-the CPU, ``nccl`` on CUDA), wraps the model in
-:class:`~torch.nn.parallel.DistributedDataParallel`, and gives each rank its share of
-every batch. ``batch_size`` is the **global** batch: each of the ``N`` ranks trains on
-``batch_size / N`` samples of it, so a run on ``N`` ranks takes the same steps as one
-process with the same ``batch_size`` (up to float reordering; dropout masks and BatchNorm
-statistics are per rank). See ``docs/distributed.rst``.
+the CPU, ``nccl`` on CUDA) and gives each rank its share of every batch. fcnet's own
+training step sums the ranks' gradients with one all-reduce per step, each rank taking
+its rows of the global batch's dropout masks; other models are wrapped in
+:class:`~torch.nn.parallel.DistributedDataParallel` (dropout masks and BatchNorm
+statistics are then per rank). ``batch_size`` is the **global** batch: each of the ``N``
+ranks trains on ``batch_size / N`` samples of it, so a run on ``N`` ranks takes the same
+steps as one process with the same ``batch_size``, up to float reordering. See
+``docs/distributed.rst``.
 """
 
 from __future__ import annotations

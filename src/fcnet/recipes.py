@@ -63,7 +63,7 @@ from fcnet.callbacks import (
     ModelCheckpoint,
     WeightAveraging,
 )
-from fcnet.checkpoint import check_model_path, find_latest_checkpoint, save_model
+from fcnet.checkpoint import MODEL_ONNX, check_model_path, find_latest_checkpoint, save_model
 from fcnet.config import TrainerConfig
 from fcnet.data import (
     Compose,
@@ -540,6 +540,8 @@ def _move_run_files(staging: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(staging / "model", model)
+    # What `fcnet export RUN` wrote beside the old model would not be the new one's.
+    (out / MODEL_ONNX).unlink(missing_ok=True)
     files = [name for name in RUN_FILES if "/" not in name and name != "metrics.json"]
     for name in [*files, "metrics.json"]:
         if (staging / name).exists():
@@ -594,7 +596,8 @@ def run_recipe(
     ``curves.png``, ``confusion_matrix.png``, ``predictions.png`` and ``prediction.png``
     (the first misclassified test image beside its class probabilities). A run never
     mixes with an earlier one: ``out_dir`` must be missing or empty unless
-    ``overwrite=True``, which replaces the run files and leaves other files alone.
+    ``overwrite=True``, which replaces the run files (and removes the ``model.onnx``
+    that ``fcnet export`` wrote of the old model) and leaves other files alone.
 
     With ``checkpoints=True`` the training state is saved after every epoch (and at
     Ctrl-C) into ``out_dir/checkpoints`` (:class:`~fcnet.callbacks.ModelCheckpoint`,

@@ -139,8 +139,10 @@ class Trainer:
         fused_step: Whether fits may take fcnet's own training step (class attribute,
             ``True``). For an fcnet MLP of Linear, ReLU and dropout layers trained with
             its cross-entropy (or nll) loss and Adam/AdamW on the CPU, with no step
-            method overridden, no ``on_after_backward`` callback and one process, the
-            step is written out without autograd (see the performance guide): the same
+            method overridden and no ``on_after_backward`` callback (and, under
+            torchrun, no sample or class weights: the ranks' gradients are then summed
+            by one all-reduce per step), the step is written out without autograd (see
+            the performance guide): the same
             training method, several times fewer operations, different dropout draws.
             ``history.meta["step"]`` records ``"fused"`` or ``"autograd"``. Set it to
             ``False`` on an instance or a subclass to use autograd for every model.
