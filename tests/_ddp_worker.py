@@ -9,7 +9,8 @@ Usage::
 
 ``--rank-paths`` gives fcnet's files rank-named paths, to show that only rank 0 writes;
 ``--bad-setups`` runs fits that must be refused (or stopped) alike on every rank and
-writes what each rank saw to ``OUT/bad-rank<r>.json``.
+writes what each rank saw to ``OUT/bad-rank<r>.json``; ``--variants`` runs an unseeded,
+a BatchNorm and two weighted fits and writes ``OUT/variants-rank<r>.*``.
 
 Each process writes its final weights and history to ``OUT/result-rank<r>.safetensors``
 and ``OUT/result-rank<r>.json`` (the test's own files); fcnet writes its checkpoints to
@@ -96,17 +97,47 @@ def bad_setups(out: Path, rank: int) -> None:
     (out / f"bad-rank{rank}.json").write_text(json.dumps(seen))
 
 
+def variants(out: Path, rank: int) -> None:
+    """An unseeded fit, a BatchNorm fit and weighted fits: what each rank ends with."""
+    train, val = data()
+    x, y = train
+    seen = {}
+    unseeded = Trainer(build_mlp([8, 16, 3], [0.3], seed=0), epochs=1, batch_size=BATCH_SIZE,
+                       progress=False, precision="fp32")
+    unseeded.fit(train)
+    seen["unseeded_seed"] = unseeded.seed_used
+    results = {}
+    batch_norm = Trainer(build_mlp([8, 16, 3], norm="batch", seed=0), epochs=2,
+                         batch_size=BATCH_SIZE, seed=7, progress=False, precision="fp32")
+    seen["batch_norm_val_loss"] = [e["val_loss"] for e in batch_norm.fit(train, val)]
+    results.update({f"batch_norm.{k}": v for k, v in batch_norm.model.state_dict().items()})
+    weights = torch.where(torch.arange(len(y)) % 3 == 0, 10.0, 1.0)
+    for name, extra, data_ in (("sample", {}, (x, y, weights)),
+                               ("class", {"class_weight": [1.0, 5.0, 10.0]}, train)):
+        trainer = Trainer(build_mlp([8, 16, 3], seed=0), epochs=2, batch_size=BATCH_SIZE,
+                          seed=7, progress=False, precision="fp32", **extra)
+        seen[f"{name}_train_loss"] = [e["train_loss"] for e in trainer.fit(data_)]
+        results.update({f"{name}.{k}": v for k, v in trainer.model.state_dict().items()})
+    safetensors.torch.save_file({k: v.contiguous() for k, v in results.items()},
+                                str(out / f"variants-rank{rank}.safetensors"))
+    (out / f"variants-rank{rank}.json").write_text(json.dumps(seen))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
     parser.add_argument("--kill-at", type=int)
     parser.add_argument("--rank-paths", action="store_true")
     parser.add_argument("--bad-setups", action="store_true")
+    parser.add_argument("--variants", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     rank = int(os.environ.get("RANK", "0"))
     if args.bad_setups:
         bad_setups(args.out, rank)
+        return
+    if args.variants:
+        variants(args.out, rank)
         return
     tag = f"-rank{rank}" if args.rank_paths else ""
     ckpt = args.out / f"ckpt{tag}"

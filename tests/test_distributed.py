@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import safetensors.torch
 import torch
@@ -103,6 +104,32 @@ def test_bad_setups_are_refused_on_every_rank_and_a_stop_reaches_all(tmp_path):
         assert "rank 1's data differs from rank 0's" in s["data"]["error"]
         assert "rank 1's settings differs from rank 0's" in s["lr"]["error"]
         assert s["stop"] == {"epochs": 2}  # should_stop set on rank 1 stopped both
+
+
+def test_unseeded_batch_norm_and_weighted_fits_agree_across_ranks(tmp_path):
+    _torchrun(tmp_path, "--variants")
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK")}
+    subprocess.run([sys.executable, str(WORKER), str(alone), "--variants"], env=env,
+                   check=True, timeout=240, capture_output=True)
+    seen = [json.loads((tmp_path / f"variants-rank{r}.json").read_text()) for r in (0, 1)]
+    weights = [safetensors.torch.load_file(str(tmp_path / f"variants-rank{r}.safetensors"))
+               for r in (0, 1)]
+    one = safetensors.torch.load_file(str(alone / "variants-rank0.safetensors"))
+    one_seen = json.loads((alone / "variants-rank0.json").read_text())
+    # A seed drawn at random is rank 0's everywhere: one data order, one dropout stream.
+    assert seen[0]["unseeded_seed"] == seen[1]["unseeded_seed"]
+    # BatchNorm's running statistics (and so validation) are rank 0's on every rank.
+    assert seen[0]["batch_norm_val_loss"] == seen[1]["batch_norm_val_loss"]
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key
+    # Weighted means over the ranks are the whole batch's weighted mean.
+    for name in ("sample", "class"):
+        np.testing.assert_allclose(seen[0][f"{name}_train_loss"],
+                                   one_seen[f"{name}_train_loss"], rtol=1e-5)
+        for key in (k for k in one if k.startswith(f"{name}.")):
+            torch.testing.assert_close(weights[0][key], one[key], atol=1e-5, rtol=0)
 
 
 def test_an_unavailable_backend_is_refused_before_training(monkeypatch):

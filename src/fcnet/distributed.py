@@ -68,6 +68,14 @@ class Group:
         tensor.copy_(moved)
         return tensor
 
+    def broadcast_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Give every rank rank 0's ``tensor``, in place, and return it."""
+        moved = tensor.to(self.device)
+        dist.broadcast(moved, src=0)
+        if moved is not tensor:
+            tensor.copy_(moved)
+        return tensor
+
     def any(self, flag: bool) -> bool:
         """Whether ``flag`` is true on any rank."""
         t = torch.tensor([1.0 if flag else 0.0], device=self.device)

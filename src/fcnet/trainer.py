@@ -738,6 +738,8 @@ class Trainer:
             seed = self.seed_used  # this Trainer's stream goes on across fits
         else:
             seed = self.config.seed if self.config.seed is not None else secrets.randbits(62)
+        if group is not None:  # a seed drawn at random is rank 0's on every rank
+            seed = int(group.broadcast_(torch.tensor([seed], dtype=torch.int64))[0])
         world = 1 if group is None else group.world_size
         # A last batch too small for every rank (or for BatchNorm's two samples per rank)
         # would crash or train on nothing: it is dropped.
@@ -888,6 +890,23 @@ class Trainer:
         finally:
             signal.signal(signal.SIGINT, previous)
 
+    def _loss_share(self, yb: torch.Tensor, wb: torch.Tensor | None, part: slice) -> float:
+        """The weight of this rank's rows in the global batch's (weighted) mean loss."""
+        if wb is None and self.class_weights is None:
+            return (part.stop - part.start) / len(yb)
+        w = self.class_weights[yb] if self.class_weights is not None else None
+        if wb is not None:
+            w = wb if w is None else w * wb
+        total = w.sum()
+        return float(w[part].sum() / total) if float(total) > 0 else 0.0
+
+    def _sync_buffers(self) -> None:
+        """Give every rank rank 0's buffers (BatchNorm's running statistics): each rank's
+        last forward pass updated its own."""
+        for buffer in self.model.buffers():
+            if buffer.is_floating_point() or buffer.dtype == torch.int64:
+                self._group.broadcast_(buffer)
+
     def _run(self, loader: DeviceLoader) -> None:
         while self.epoch < self.final_epoch and not self.should_stop:
             number = self.epoch + 1
@@ -903,9 +922,12 @@ class Trainer:
             for b, (xb, yb) in enumerate(loader.batches(self.epoch, start), start):
                 self._call("on_batch_begin", b)
                 wb = None if order is None else self._weights[order[b * bs:(b + 1) * bs]]
+                weight = None  # this rank's share of the global batch's loss, times its size
                 if self._group is not None:  # this rank's share of the global batch
                     part = distributed.shard(len(yb), self._group.world_size, self._group.rank)
-                    self._grad_scale = (part.stop - part.start) * self._group.world_size / len(yb)
+                    share = self._loss_share(yb, wb, part)
+                    self._grad_scale = share * self._group.world_size
+                    weight = share * len(yb)
                     self._shard = (part.start, len(yb))
                     xb, yb = xb[part], yb[part]
                     wb = None if wb is None else wb[part]
@@ -915,7 +937,7 @@ class Trainer:
                     loss, out = self.train_step(xb, yb, wb)
                 n = len(yb)
                 # add_ with alpha: one small op instead of three (mul, dtype copy, add).
-                self._acc["loss"].add_(loss.float(), alpha=n)
+                self._acc["loss"].add_(loss.float(), alpha=n if weight is None else weight)
                 if out is not None:
                     self._acc["correct"] += (out.argmax(1) == yb).sum()
                 self._acc["seen"] += n
@@ -936,6 +958,8 @@ class Trainer:
         if self._group is not None:  # every rank reports the whole epoch
             sums = self._group.sum_(self._sums(acc))
             acc = {**acc, "loss": sums[0], "correct": sums[1], "seen": int(sums[2])}
+            if _inputs.has_batch_norm(self.model):  # validated and kept alike everywhere
+                self._sync_buffers()
         seen = max(acc["seen"], 1)
         train_loss = float(acc["loss"]) / seen
         if not math.isfinite(train_loss):
