@@ -363,8 +363,10 @@ def test_random_torchvision_transforms_are_refused(case):
 def test_random_transform_seen_by_reading_twice():
     samples = [(torch.zeros(3), i % 2) for i in range(4)]
     noisy = _Samples(samples, transform=lambda x: x + torch.rand(3))
+    state = torch.get_rng_state()
     with pytest.raises(ValueError, match=r"reading its first sample twice gave two different"):
         to_tensors(noisy, name="train")
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's generator is untouched
 
 
 def test_deterministic_transforms_keep_working():
@@ -530,3 +532,11 @@ def test_image_folder_color(tmp_path):
     assert ImageFolder(tmp_path, size=(5, 7)).images.shape == (2, 5, 7)
     with pytest.raises(TypeError, match="color must be True or False, got 'rgb'"):
         ImageFolder(tmp_path, color="rgb")
+
+
+def test_wide_unsigned_inputs_become_int64():
+    for dtype in (np.uint16, np.uint32, np.uint64):
+        x, y = to_tensors((np.arange(12, dtype=dtype).reshape(4, 3), np.arange(4) % 2))
+        assert x.dtype == torch.int64 and x.tolist() == np.arange(12).reshape(4, 3).tolist()
+    with pytest.raises(ValueError, match=r"uint64 values up to .* beyond int64"):
+        to_tensors((np.full((2, 3), 2**63, dtype=np.uint64), [0, 1]))

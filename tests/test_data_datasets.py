@@ -457,6 +457,14 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
 
+    def copyfile(self, source, outputfile) -> None:
+        if "/short/" in self.path:  # announces the whole file, sends half, hangs up
+            data = source.read()
+            outputfile.write(data[: len(data) // 2])
+            self.close_connection = True
+            return
+        super().copyfile(source, outputfile)
+
 
 @pytest.fixture
 def server(tmp_path):
@@ -495,6 +503,19 @@ def test_download_skips_mirror_with_bad_md5(tmp_path, server):
     (bad / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"junk"))
     Net = make_class(sha256=sha256s(), md5=gz_md5s(), mirrors=(url + "bad/", url + "good/"))
     assert len(Net("train")) == 20
+
+
+def test_a_download_cut_short_is_refused_without_an_md5(tmp_path, server):
+    url, www = server
+    write_fake(www / "good")
+    write_fake(www / "short")
+    Net = make_class(sha256=None, md5=None, mirrors=(url + "short/", url + "good/"))
+    ds = Net("train")  # the short copies fail, the next mirror serves whole ones
+    np.testing.assert_array_equal(ds.images.numpy(), fake_arrays("train")[0])
+    Short = make_class(sha256=None, md5=None, mirrors=(url + "short/",))
+    with pytest.raises(FileNotFoundError, match=r"the connection ended after \d+ of \d+ bytes"):
+        Short("train", root=tmp_path / "only-short")
+    assert list((tmp_path / "only-short").glob("*.gz")) == []
 
 
 def test_download_into_explicit_root(tmp_path, server):

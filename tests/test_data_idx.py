@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import math
+import os
 
 import numpy as np
 import pytest
@@ -198,3 +199,17 @@ def test_random_files_never_crash_read(tmp_path, data, compressed, gz_magic):
     path = tmp_path / f"r{next(_counter)}{'.gz' if compressed else ''}"
     path.write_bytes(data)
     _check_result_or_format_error(lambda: read_idx(path))
+
+
+def test_a_failed_write_leaves_the_existing_file(tmp_path, monkeypatch):
+    path = write_idx(tmp_path / "keep.idx", np.arange(6, dtype=np.uint8).reshape(2, 3))
+    before = path.read_bytes()
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        write_idx(path, np.zeros((10, 28, 28), dtype=np.uint8))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.idx"]

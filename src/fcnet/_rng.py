@@ -10,6 +10,7 @@ the next fit (and in a checkpoint).
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +30,18 @@ def mix_seed(*words: int) -> int:
     """
     state = np.random.SeedSequence(list(words)).generate_state(2, dtype=np.uint32)
     return (int(state[0]) << 31) ^ int(state[1])
+
+
+@contextlib.contextmanager
+def callers_generators_kept() -> Iterator[None]:
+    """Restore the global generators of torch (CPU), numpy and ``random`` after the block."""
+    state = torch.get_rng_state(), np.random.get_state(), random.getstate()
+    try:
+        yield
+    finally:
+        torch.set_rng_state(state[0])
+        np.random.set_state(state[1])
+        random.setstate(state[2])
 
 
 def _cuda_index(device: torch.device) -> int | None:

@@ -81,7 +81,8 @@ def download(
     """Downloads ``filename`` from the first mirror that serves it, atomically.
 
     Each mirror is tried in order; a mirror whose file does not match ``md5`` (when
-    given) counts as failed and the next one is tried. The file takes its real name
+    given), or is shorter than the length the server announced, counts as failed and
+    the next one is tried. The file takes its real name
     only once complete and checked.
 
     This is fcnet's own rather than torchvision's ``download_url``, which (in
@@ -111,9 +112,17 @@ def download(
 
         def write(f: BinaryIO, url: str = url, digest=digest) -> None:
             with urllib.request.urlopen(url, timeout=timeout) as response:
+                size = 0
                 while chunk := response.read(1 << 20):
                     digest.update(chunk)
                     f.write(chunk)
+                    size += len(chunk)
+                # A connection closed early ends the reads quietly: without an md5 to
+                # compare, the announced length is what tells a cut-short file.
+                announced = response.headers.get("Content-Length")
+                if announced is not None and announced.isdigit() and int(announced) != size:
+                    raise _BadDownload(f"the connection ended after {size} of "
+                                       f"{int(announced)} bytes")
 
         def check(digest=digest) -> None:
             if md5 is not None and digest.hexdigest() != md5:

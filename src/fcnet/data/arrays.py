@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, TensorDataset
 
 from fcnet._checks import is_array_like
+from fcnet._rng import callers_generators_kept
 
 __all__ = ["ArrayDataset", "as_input_tensor", "feature_norm", "to_tensors"]
 
@@ -126,6 +127,12 @@ def _to_tensor(value: Any, what: str) -> torch.Tensor:
         )
     if value.dtype.kind not in "biuf":
         raise TypeError(f"{what} must have a numeric dtype, got numpy {value.dtype}")
+    if value.dtype.kind == "u" and value.dtype.itemsize > 1:
+        # torch has few kernels for uint16/32/64 (not even min or max): int64 holds them.
+        if value.dtype.itemsize == 8 and value.size and int(value.max()) >= 2**63:
+            raise ValueError(f"{what} holds uint64 values up to {int(value.max())}, beyond "
+                             f"int64; convert them to float64 (values.astype(np.float64))")
+        value = value.astype(np.int64)
     if value.dtype.kind == "f" and value.dtype.itemsize > 8:
         # torch has no long double; float64 is as far as it goes (and inputs go on to float32).
         value = value.astype(np.float64)
@@ -144,6 +151,8 @@ def _check_inputs(inputs: torch.Tensor, what: str) -> torch.Tensor:
     if inputs.dtype == torch.float64:
         # Models are float32; float64 inputs would only fail later, inside the first layer.
         inputs = inputs.to(torch.float32)
+    elif inputs.dtype in (torch.uint16, torch.uint32, torch.uint64):
+        inputs = inputs.to(torch.int64)  # torch's kernels for these are few
     return inputs
 
 
@@ -162,7 +171,8 @@ def as_input_tensor(x: Any, name: str = "x") -> torch.Tensor:
 
     Returns:
         The inputs as a tensor, with ``float64`` turned into ``float32`` (the models'
-        dtype) and every other dtype kept.
+        dtype), ``uint16``, ``uint32`` and ``uint64`` into ``int64`` (torch computes
+        little in them), and every other dtype kept.
 
     Raises:
         TypeError: ``x`` is none of the above, or its dtype is not a real number
@@ -632,9 +642,12 @@ def _materialise(data: Dataset, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     random_transforms = _random_transforms(data)
     if random_transforms:
         raise _frozen_random_error(name, random_transforms)
-    first = _sample(data[0], 0, name)
-    # Catches random transforms the names above miss (other libraries, Lambda, user code).
-    if not _same_tensor(first[0], _sample(data[0], 0, name)[0]):
+    # Catches random transforms the names above miss (other libraries, Lambda, user code);
+    # what such a transform draws is not taken from the caller's generators.
+    with callers_generators_kept():
+        first = _sample(data[0], 0, name)
+        again = _sample(data[0], 0, name)[0]
+    if not _same_tensor(first[0], again):
         raise _frozen_random_error(name, None)
     xs = [first[0]]
     ys = [first[1]]

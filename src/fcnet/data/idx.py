@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fcnet._io import atomic_write_bytes
 from fcnet.exceptions import DatasetFormatError
 
 __all__ = ["IDX_TYPES", "decode_idx", "encode_idx", "read_idx", "read_idx_bytes", "write_idx"]
@@ -210,6 +211,9 @@ def encode_idx(array: np.ndarray) -> bytes:
 def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     """Writes an array as an IDX file, gzip-compressed when the name ends in ``.gz``.
 
+    The file is written under a temporary name and renamed into place, so a failure
+    (a full disk) leaves a file already at ``path`` as it was.
+
     Args:
         path: Where to write.
         array: See :func:`encode_idx`.
@@ -226,5 +230,5 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     if _is_gzip_name(path):
         # mtime=0: the same array always gives the same bytes (stable test checksums).
         data = gzip.compress(data, mtime=0)
-    path.write_bytes(data)
+    atomic_write_bytes(path, data)  # a failed write leaves an existing file as it was
     return path
