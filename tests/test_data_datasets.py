@@ -541,7 +541,12 @@ def test_failed_download_reports_every_mirror_and_leaves_no_file(tmp_path, serve
     # download=True was given: the way out is the network, not the same flag again.
     assert "check the network" in message and "pass download=True" not in message
     assert isinstance(info.value.__cause__, ConnectionError)
-    assert [p.name for p in cache_root(tmp_path).iterdir()] == []  # no partial file
+    assert not cache_root(tmp_path).exists()  # no partial file, nor the folder made for it
+    # A mistyped root: the folders the download made are gone again, and said missing.
+    typo = tmp_path / "typo" / "fmnist"
+    with pytest.raises(FileNotFoundError, match=rf"{typo} \(root argument\): does not exist"):
+        Net("train", root=typo)
+    assert not (tmp_path / "typo").exists()
 
 
 def test_fashion_mnist_download_checks_published_md5(tmp_path, server, monkeypatch):

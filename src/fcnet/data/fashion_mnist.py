@@ -239,6 +239,7 @@ class IdxImageDataset(ArrayDataset):
         if not download:
             raise FileNotFoundError(self._not_found(split, candidates, root, mirrors, None))
         target = Path(root).expanduser() if root is not None else self.cache_folder()
+        made = [f for f in (target, *target.parents) if not f.exists()]  # deepest first
         try:
             target.mkdir(parents=True, exist_ok=True)
             paths = []
@@ -249,6 +250,11 @@ class IdxImageDataset(ArrayDataset):
                     or _discovery.download(f"{spec.name}.gz", mirrors, target, md5=spec.md5)
                 )
         except OSError as exc:  # ConnectionError, or an unwritable target
+            for folder in made:  # a failed download leaves no folders it made (a typo)
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
             raise FileNotFoundError(self._not_found(split, candidates, root, mirrors, exc)) from exc
         return target, paths
 
