@@ -124,6 +124,19 @@ def test_augment_on_flat_inputs_says_how_to_pass_images():
         trainer.fit((x.reshape(20, 64), y))
 
 
+def test_an_augment_setting_the_data_cannot_take_is_refused_before_training():
+    from fcnet.data import RandomErasing
+
+    x, y = _images(20)
+    model = build_mlp([64, 4], seed=0)
+    trainer = Trainer(model, augment=RandomErasing(value=300), progress=False)
+    with pytest.raises(ValueError, match=r"augment cannot take the train inputs "
+                                         r"\(torch.uint8, .*value must be an integer in "
+                                         r"\[0, 255\]"):
+        trainer.fit((x, y))
+    assert trainer.optimizer is None and model.spec.input_dtype is None
+
+
 # ---------------------------------------------------------------- configuration
 def test_from_config_equals_keyword_arguments(blobs):
     config = TrainerConfig(optimizer="adamw", lr=1e-2, weight_decay=0.01, epochs=2,

@@ -43,7 +43,7 @@ from fcnet._rng import RngStream
 from fcnet.callbacks import Callback, ModelCheckpoint, ProgressBar, load_callback_states
 from fcnet.checkpoint import load_checkpoint
 from fcnet.config import LOSSES, PRECISIONS, LossFunction, OptimizerFactory, TrainerConfig
-from fcnet.data import DeviceLoader, to_tensors
+from fcnet.data import BatchAugment, DeviceLoader, to_tensors
 from fcnet.exceptions import CheckpointError, NonFiniteLossError
 from fcnet.history import History
 from fcnet.models import MLP, InputAdapter
@@ -670,6 +670,12 @@ class Trainer:
                 f"augment works on images, but the train inputs have shape {tuple(x.shape)}; "
                 f"pass them as (N, H, W) or (N, C, H, W), e.g. X.reshape(-1, 28, 28) (the "
                 f"model flattens them), or train without augment")
+        if isinstance(self.augment, BatchAugment):  # a setting the data cannot take fails now
+            try:
+                self.augment(x[:2], generator=torch.Generator().manual_seed(0))
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"augment cannot take the train inputs ({x.dtype}, shape "
+                                 f"{tuple(x.shape)}): {e}") from None
         # Everything this fit needs is built and checked first; the Trainer changes only
         # once nothing can fail any more, so a refused fit or resume leaves it as it was.
         state, unloaded = self._pending, False
