@@ -534,3 +534,19 @@ def test_a_plain_module_given_inputs_it_cannot_take_gets_a_value_error():
     with pytest.raises(ValueError, match=r"x inputs of shape \(4, 5\) do not fit the model"):
         trainer.predict(torch.zeros(4, 5))
     assert trainer.predict(torch.zeros(4, 8)).shape == (4,)
+
+
+def test_the_logged_learning_rate_is_the_one_the_epochs_last_step_took(blobs):
+    x, y = blobs
+    used = []
+
+    class Record(Callback):
+        def on_batch_begin(self, trainer, batch):
+            used.append(trainer.optimizer.param_groups[0]["lr"])
+
+    for scheduler in ("onecycle", None):
+        used.clear()
+        trainer = Trainer(build_mlp([8, 16, 3], seed=0), epochs=3, batch_size=150, seed=0,
+                          scheduler=scheduler, callbacks=[Record()], progress=False)
+        history = trainer.fit((x, y))  # 300 samples: two steps an epoch
+        assert [e["lr"] for e in history] == used[1::2], scheduler

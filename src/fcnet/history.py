@@ -30,7 +30,8 @@ class History(list):
 
     Each entry holds at least ``epoch`` (counted from 1) and ``train_loss``; with
     validation data also ``val_loss`` and ``val_accuracy``; the Trainer adds
-    ``train_accuracy``, ``lr`` and ``seconds``. ``meta`` records facts about the
+    ``train_accuracy``, ``lr`` (the learning rate of the epoch's last step) and
+    ``seconds``. ``meta`` records facts about the
     whole run, such as why it stopped early (``meta["stop_reason"]``,
     ``meta["stopped_epoch"]``) or that it was interrupted.
 

@@ -245,6 +245,7 @@ class Trainer:
         self._group: distributed.Group | None = None
         self._ddp: nn.Module | None = None
         self._grad_scale = 1.0
+        self._step_lr: float | None = None  # the learning rate of the last step taken
         self._validating = False
         self._shard = (0, 0)  # this rank's first row in the global batch, and its size
         self._mlp_step: _mlp_step.MLPStep | None = None
@@ -382,6 +383,7 @@ class Trainer:
         elif self._mlp_step is None or not self._mlp_step.optimizer_step():
             optimizer_step(self.optimizer)
         if self.scheduler is not None and self._sched_interval == "batch":
+            self._step_lr = self.optimizer.param_groups[0]["lr"]  # the one this step took
             self.scheduler.step()
 
     def train_step(self, inputs: torch.Tensor, targets: torch.Tensor,
@@ -779,6 +781,7 @@ class Trainer:
 
         self._pending = None
         self.optimizer, self.scheduler, self._sched_interval = optimizer, scheduler, interval
+        self._step_lr = None
         if state is None:
             if fresh:
                 self.history, self.epoch = History(), 0
@@ -980,7 +983,9 @@ class Trainer:
             finally:
                 self._validating = False
             logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
-        logs["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        # The rate of the epoch's last step (a per-batch schedule has moved on since).
+        last = self._step_lr if self._sched_interval == "batch" else None
+        logs["lr"] = float(self.optimizer.param_groups[0]["lr"] if last is None else last)
         if self.scheduler is not None and self._sched_interval == "epoch":
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.scheduler.step(logs.get("val_loss", train_loss))
