@@ -251,3 +251,10 @@ def test_cuda_matches_cpu():
     for (cx, cy), (gx, gy) in zip(cpu.batches(1), gpu.batches(1), strict=True):
         assert gx.device.type == "cuda"
         assert torch.equal(cx, gx.cpu()) and torch.equal(cy, gy.cpu())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_an_unavailable_device_is_a_value_error_that_says_so():
+    with pytest.raises(ValueError, match=r"device 'cuda' was requested but CUDA is not "
+                                         r"available"):
+        DeviceLoader(torch.zeros(4, 3), torch.zeros(4, dtype=torch.long), 2, device="cuda")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from fcnet._checks import is_int
+from fcnet._device import select_device
 from fcnet._rng import mix_seed
 from fcnet.data.arrays import to_tensors
 
@@ -99,7 +100,8 @@ class DeviceLoader:
             )
         self.image_shape = self._check_image_shape(inputs_t, augment, image_shape)
 
-        target = inputs_t.device if device is None else torch.device(device)
+        # select_device: an unknown or unavailable device is a ValueError that says so.
+        target = inputs_t.device if device is None else select_device(device)
         # Moved once; every later batch is a gather on the device itself.
         self.inputs: torch.Tensor = inputs_t.to(target)
         self.labels: torch.Tensor = labels_t.to(target)
