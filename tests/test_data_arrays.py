@@ -540,3 +540,7 @@ def test_wide_unsigned_inputs_become_int64():
         assert x.dtype == torch.int64 and x.tolist() == np.arange(12).reshape(4, 3).tolist()
     with pytest.raises(ValueError, match=r"uint64 values up to .* beyond int64"):
         to_tensors((np.full((2, 3), 2**63, dtype=np.uint64), [0, 1]))
+    big = torch.tensor([[2**63 + 5, 1]], dtype=torch.uint64)
+    with pytest.raises(ValueError, match=r"uint64 values beyond int64"):
+        as_input_tensor(big)
+    assert as_input_tensor(torch.tensor([[7, 1]], dtype=torch.uint16)).dtype == torch.int64

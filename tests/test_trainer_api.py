@@ -194,12 +194,13 @@ def test_a_fit_refused_by_a_callback_leaves_the_trainer_and_model_as_they_were(b
     with pytest.warns(UserWarning, match="the model has not been trained"):
         trainer.predict(x[:2])
     # After a real fit, a refused reset fit keeps its history, optimizer and position.
-    trainer.fit((x, y), (x[:30], y[:30]))
+    held = trainer.fit((x, y), (x[:30], y[:30]))
     optimizer, history = trainer.optimizer, trainer.history.to_dict()
     weights = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match=r"EarlyStopping monitors 'val_loss'"):
         trainer.fit((x, y), reset=True)
     assert trainer.optimizer is optimizer and trainer.history.to_dict() == history
+    assert trainer.history is held  # the History object the caller holds, as it was
     assert trainer.epoch == 2 and trainer.final_epoch == 2
     for k, v in model.state_dict().items():
         assert torch.equal(v, weights[k]), k
@@ -364,10 +365,13 @@ def test_scikit_learn_style_fit_gets_a_hint(blobs):
                            (x.numpy(), y.tolist()), (x, y)):
         with pytest.raises(TypeError, match=r"did you mean fit\(\(X, y\)\)"):
             trainer.fit(inputs, labels)
+    # Lists of two or three are (X, y[, w]) pairs, as tuples are.
+    w = torch.ones(len(y))
+    history = trainer.fit([x, y, w], [x[:30], y[:30], w[:30]])
+    assert "val_loss" in history[-1]
     with pytest.raises(TypeError, match=r"val is the validation data, got the number 0.2; "
                                         r".*train_val_split\(\(X, y\), 0.2\)"):
         trainer.fit((x, y), 0.2)  # Keras' validation_split
-    assert trainer.optimizer is None
 
 
 def test_batch_norm_survives_a_one_sample_last_batch(blobs):

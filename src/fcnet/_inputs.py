@@ -138,7 +138,8 @@ def predict_input(x: Any) -> torch.Tensor:
     return as_input_tensor(x, "x")
 
 
-def warn_if_out_of_range(x: torch.Tensor, spec: Any) -> None:
+def warn_if_out_of_range(x: torch.Tensor, spec: Any, name: str = "x",
+                         stacklevel: int = 4) -> None:
     """Warn when ``x`` lies far outside the value range the model was trained on."""
     trained = getattr(spec, "input_range", None)
     if trained is None or x.numel() == 0:
@@ -150,10 +151,10 @@ def warn_if_out_of_range(x: torch.Tensor, spec: Any) -> None:
     span = max(trained[1] - trained[0], 1e-12)
     if lo < trained[0] - span or hi > trained[1] + span:
         warnings.warn(
-            f"x holds values in [{lo:g}, {hi:g}], far outside the range the model was "
+            f"{name} holds values in [{lo:g}, {hi:g}], far outside the range the model was "
             f"trained on [{trained[0]:g}, {trained[1]:g}] (dtype {spec.input_dtype}); scale "
             f"the inputs as in training (uint8 pixels, or floats in that range)",
-            UserWarning, stacklevel=4)
+            UserWarning, stacklevel=stacklevel)
 
 
 def describe_data(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None,

@@ -121,7 +121,7 @@ def _export_proto(module: ExportableModel, out_name: str, opset: int | None):
     if opset is not None and not 7 <= opset <= 20:
         raise ValueError(f"opset must be in [7, 20] with torch's TorchScript-based ONNX "
                          f"exporter (used when onnxscript is not installed), got {opset}; "
-                         f"install onnxscript for opsets 18 and newer")
+                         f"install onnxscript for opsets above 20")
     buffer = io.BytesIO()
     kwargs = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters \
         else {}
@@ -134,6 +134,8 @@ def _export_proto(module: ExportableModel, out_name: str, opset: int | None):
                 opset_version=17 if opset is None else opset, **kwargs,
             )
         except RuntimeError as e:  # an opset this torch's exporter does not know
+            if opset is None:
+                raise
             raise ValueError(f"torch's TorchScript-based ONNX exporter cannot write opset "
                              f"{opset}: {e}; pass another opset, or None") from None
     return onnx.load_from_string(buffer.getvalue())

@@ -272,9 +272,7 @@ class MLPSpec:
     def integer_features(self) -> bool:
         """Whether ``uint8`` inputs are numbers, not pixels (trained on another integer
         dtype, such as ``int64`` values read from a CSV file)."""
-        return self.input_dtype is not None and self.input_dtype != "uint8" and \
-            not getattr(torch, self.input_dtype).is_floating_point and \
-            self.input_dtype != "bool"
+        return self.input_dtype in ("int8", "int16", "int32", "int64")
 
     @property
     def in_features(self) -> int:

@@ -533,13 +533,18 @@ def _load_data(data_root: Any) -> tuple[FashionMNIST, FashionMNIST]:
 def _move_run_files(staging: Path, out: Path) -> None:
     """Rename the run written in ``staging`` into ``out``: the model first, metrics last."""
     model = out / "model"
+    old = None
     if model.exists():
         old = out / f".trash-model-{secrets.token_hex(4)}"
         os.rename(model, old)
+    try:
         os.rename(staging / "model", model)
+    except BaseException:
+        if old is not None and not model.exists():
+            os.rename(old, model)  # the new model did not land: the old one goes back
+        raise
+    if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(staging / "model", model)
     # What `fcnet export RUN` wrote beside the old model would not be the new one's.
     (out / MODEL_ONNX).unlink(missing_ok=True)
     files = [name for name in RUN_FILES if "/" not in name and name != "metrics.json"]
@@ -653,7 +658,9 @@ def run_recipe(
     recipe, out = _check_run_args(recipe, out_dir, seed, data_root, epochs, limit_train,
                                   threads, overwrite or resume, quiet, device)
     store = out / CHECKPOINTS
-    if resume and find_latest_checkpoint(store) is None:
+    # Found once, before the data is read; fit then reads that checkpoint itself.
+    latest = find_latest_checkpoint(store) if resume else None
+    if resume and latest is None:
         raise FileNotFoundError(f"resume: no checkpoint in {str(store)!r}; start the run "
                                 f"with checkpoints=True (fcnet train --checkpoints)")
     if epochs is not None:
@@ -694,7 +701,7 @@ def run_recipe(
             f"device {trainer.device}, {n_threads} threads"
         )
         fit_start = time.perf_counter()
-        history = trainer.fit(train, val, resume_from=store if resume else None)
+        history = trainer.fit(train, val, resume_from=latest)
         train_seconds = time.perf_counter() - fit_start
 
         best_epoch = history.meta.get("restored_best_epoch")

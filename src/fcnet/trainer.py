@@ -56,16 +56,9 @@ __all__ = ["LOSSES", "OPTIMIZERS", "PRECISIONS", "Trainer", "TrainerConfig"]
 STATE_VERSION = 2
 
 
-def _length(value: Any) -> int | None:
-    try:
-        return len(value)
-    except TypeError:
-        return None
-
-
 #: History notes on how a fit ended; a later fit starts without them.
 _FIT_NOTES = ("interrupted", "interrupted_at", "stop_reason", "stopped_epoch",
-              "best_epoch", "restored_best_epoch")
+              "best_epoch", "restored_best_epoch", "dropped_tail")
 
 
 class Trainer:
@@ -652,11 +645,11 @@ class Trainer:
             raise TypeError(f"val is the validation data, got the number {val!r}; to hold "
                             f"out a fraction of the training data, split it first: "
                             f"train, val = fcnet.data.train_val_split((X, y), {val!r})")
-        # fit(X, y) as in scikit-learn or Keras: inputs and labels of one length.
-        inputs_like = _inputs.is_array(train) or (isinstance(train, list) and len(train) != 2)
+        # fit(X, y) as in scikit-learn or Keras. A list of 2 or 3 is an (X, y[, w]) pair.
+        inputs_like = _inputs.is_array(train) or (isinstance(train, list)
+                                                  and len(train) not in (2, 3))
         labels_like = _inputs.is_array(val) or isinstance(val, list)
-        if val is not None and inputs_like and labels_like and \
-                _length(train) == _length(val) is not None:
+        if val is not None and inputs_like and labels_like:
             raise TypeError("fit takes the training data as one (X, y) pair: did you mean "
                             "fit((X, y))? The second argument is the validation data")
         if not isinstance(reset, bool):
@@ -719,7 +712,9 @@ class Trainer:
     def _undo_point(self, *, with_weights: bool) -> dict[str, Any]:
         """What :meth:`_roll_back` needs to undo a fit that never started training."""
         spec = getattr(self.model, "spec", None)
-        return {"attributes": dict(self.__dict__), "history": copy.deepcopy(self.history),
+        # The History object itself is kept (a caller may hold it): its length and notes.
+        return {"attributes": dict(self.__dict__), "history": self.history,
+                "entries": len(self.history), "meta": copy.deepcopy(self.history.meta),
                 "spec": spec if isinstance(self.model, MLP) else None,
                 "weights": None if not with_weights else
                 {k: v.detach().clone() for k, v in self.model.state_dict().items()}}
@@ -727,7 +722,10 @@ class Trainer:
     def _roll_back(self, undo: Mapping[str, Any]) -> None:
         self.__dict__.clear()
         self.__dict__.update(undo["attributes"])
-        self.history = undo["history"]
+        history = self.history = undo["history"]
+        del history[undo["entries"]:]
+        history.meta.clear()
+        history.meta.update(undo["meta"])
         if undo["weights"] is not None:
             self.model.load_state_dict(undo["weights"])
         spec = undo["spec"]
@@ -789,7 +787,7 @@ class Trainer:
             self.final_epoch = self.epoch + self.epochs
             self.batch_in_epoch = 0
             self._acc = self._zero_accumulators()
-            for note in _FIT_NOTES:  # they tell how the previous fit ended, not this one
+            for note in _FIT_NOTES:  # notes of the previous fit (how it ended), not this one
                 self.history.meta.pop(note, None)
         if state is not None or self._rng is None or reset or seed != self.seed_used \
                 or group is not None:
@@ -900,14 +898,19 @@ class Trainer:
             signal.signal(signal.SIGINT, previous)
 
     def _loss_share(self, yb: torch.Tensor, wb: torch.Tensor | None, part: slice) -> float:
-        """The weight of this rank's rows in the global batch's (weighted) mean loss."""
-        if wb is None and self.class_weights is None:
+        """The weight of this rank's rows in the global batch's (weighted) mean loss.
+
+        By count, unless the built-in :meth:`compute_loss` takes a weighted mean (an
+        overridden one is taken to average over its rows).
+        """
+        if (wb is None and self.class_weights is None) or \
+                type(self).compute_loss is not Trainer.compute_loss:
             return (part.stop - part.start) / len(yb)
         w = self.class_weights[yb] if self.class_weights is not None else None
         if wb is not None:
             w = wb if w is None else w * wb
-        total = w.sum()
-        return float(w[part].sum() / total) if float(total) > 0 else 0.0
+        mine, total = torch.stack([w[part].sum(), w.sum()]).tolist()  # one device sync
+        return mine / total if total > 0 else 0.0
 
     def _sync_buffers(self) -> None:
         """Give every rank rank 0's buffers (BatchNorm's running statistics): each rank's
@@ -1032,7 +1035,7 @@ class Trainer:
         range of values the model was trained on.
         """
         x, y, classes, w = self._tensors(data, "data")
-        _inputs.warn_if_out_of_range(x, getattr(self.model, "spec", None))
+        _inputs.warn_if_out_of_range(x, getattr(self.model, "spec", None), "data", 3)
         if self.class_weights is None and self.config.class_weight is not None:
             self.class_weights = _inputs.class_weights(self.config.class_weight, y, classes,
                                                        self.device)

@@ -152,7 +152,11 @@ def _check_inputs(inputs: torch.Tensor, what: str) -> torch.Tensor:
         # Models are float32; float64 inputs would only fail later, inside the first layer.
         inputs = inputs.to(torch.float32)
     elif inputs.dtype in (torch.uint16, torch.uint32, torch.uint64):
-        inputs = inputs.to(torch.int64)  # torch's kernels for these are few
+        # torch's kernels for these are few; int64 holds them (uint64 below 2**63).
+        if inputs.dtype == torch.uint64 and bool((inputs.view(torch.int64) < 0).any()):
+            raise ValueError(f"{what} holds uint64 values beyond int64; convert them to "
+                             f"float64 (x.double())")
+        inputs = inputs.to(torch.int64)
     return inputs
 
 
