@@ -121,6 +121,17 @@ def test_unsupported_model_is_one_line(capsys, tmp_path):
     assert_one_line_error(capsys.readouterr().err, "unsupported model", "10 input features")
 
 
+def test_train_errors_name_the_options(capsys, tmp_path):
+    assert main(["train", "baseline", "--limit-train", "5", "--output",
+                 str(tmp_path / "r")]) == 2
+    assert_one_line_error(capsys.readouterr().err, "fcnet train: error: --limit-train must "
+                                                   "be >= 10, got 5")
+    assert main(["train", "best_budget", "--epochs", "1", "--output", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "--epochs 1 leaves recipe 'best_budget' no augmented epoch" in err
+    assert "dataclasses" not in err and not (tmp_path / "r").exists()
+
+
 def test_classes_named_twice_are_one_line(capsys, tmp_path):
     save_model(build_mlp([16, 4, 3], seed=0), tmp_path / "m")
     Image.new("L", (4, 4)).save(tmp_path / "a.png")

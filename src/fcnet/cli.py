@@ -46,7 +46,7 @@ from fcnet.export import INPUT_NAME, export_onnx, output_name
 from fcnet.images import image_files, image_size, load_images, predict_images, top_classes
 from fcnet.metrics import confusion_matrix, per_class_accuracy
 from fcnet.models import MLP
-from fcnet.recipes import RECIPES, run_recipe
+from fcnet.recipes import CHECKPOINTS, RECIPES, run_recipe
 from fcnet.trainer import Trainer
 
 __all__ = ["main"]
@@ -196,12 +196,34 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
+_OPTION_OF = {"limit_train": "--limit-train", "threads": "--threads", "seed": "--seed",
+              "epochs": "--epochs"}
+
+
+def _in_options(message: str) -> str:
+    """``run_recipe``'s message in the command line's words: its options, not Python's."""
+    message = re.sub(r"^(limit_train|threads|seed|epochs)(=| )",
+                     lambda m: _OPTION_OF[m[1]] + " ", message)
+    return message.replace("a recipe made with dataclasses.replace(..., clean_epochs=...)",
+                           "a recipe of your own with fewer clean_epochs (see the recipes "
+                           "guide)")
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     out = args.output if args.output is not None else Path("runs") / args.recipe
-    result = run_recipe(args.recipe, out_dir=out, seed=args.seed, data_root=args.data_root,
-                        epochs=args.epochs, limit_train=args.limit_train,
-                        threads=args.threads, device=args.device, overwrite=args.overwrite,
-                        quiet=args.quiet, checkpoints=args.checkpoints, resume=args.resume)
+    try:
+        result = run_recipe(args.recipe, out_dir=out, seed=args.seed,
+                            data_root=args.data_root, epochs=args.epochs,
+                            limit_train=args.limit_train, threads=args.threads,
+                            device=args.device, overwrite=args.overwrite, quiet=args.quiet,
+                            checkpoints=args.checkpoints, resume=args.resume)
+    except (ValueError, TypeError) as e:
+        raise _Failure(_in_options(_one_line(e))) from None
+    except KeyboardInterrupt:
+        if args.checkpoints or args.resume:
+            print(f"{PROG} train: the state is saved in {out / CHECKPOINTS}; go on with the "
+                  f"same command and --resume", file=sys.stderr)
+        raise
     if args.quiet:
         print(f"test_accuracy={result['test_accuracy']:.4f}")
     return 0
