@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "fsync_dir"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "fsync_dir",
+           "replace_folder"]
 
 
 def _read_umask() -> int:
@@ -74,3 +77,25 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically; see :func:`atomic_write_bytes`."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def replace_folder(new: Path, final: Path) -> None:
+    """Rename the folder ``new`` to ``final``, replacing a folder already there.
+
+    The old ``final`` is first renamed aside (``.trash-<name>-<random>``) and deleted only
+    once ``new`` is in place; if the rename of ``new`` fails, it is put back. ``new``
+    must be on the same file system (a sibling).
+    """
+    old = None
+    if final.exists():
+        old = final.with_name(f".trash-{final.name}-{secrets.token_hex(4)}")
+        os.rename(final, old)
+    try:
+        os.rename(new, final)
+    except BaseException:
+        if old is not None and old.exists() and not final.exists():
+            os.rename(old, final)  # the new folder did not land: put the previous one back
+        raise
+    fsync_dir(final.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -39,7 +39,7 @@ from torch import nn
 
 from fcnet._checks import check_int, is_int
 from fcnet._device import select_device
-from fcnet._io import atomic_write_bytes, atomic_write_text, fsync_dir
+from fcnet._io import atomic_write_bytes, atomic_write_text, replace_folder
 from fcnet._version import __version__
 from fcnet.exceptions import CheckpointError
 from fcnet.models import MLP, MLPSpec
@@ -219,27 +219,19 @@ def _write_folder(final: Path, files: Mapping[str, bytes]) -> None:
     """Write ``files`` (in order; the last is the manifest) as the folder ``final``, atomically.
 
     The files are written and fsynced in a hidden sibling folder that is then renamed to
-    ``final``. An existing ``final`` is moved aside first and deleted after the rename.
+    ``final`` (:func:`fcnet._io.replace_folder`: an existing ``final`` is moved aside
+    first, deleted after the rename, and put back if the rename fails).
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f"{_TMP_PREFIX}{final.name}-{secrets.token_hex(4)}")
     tmp.mkdir()
-    old = None
     try:
         for name, data in files.items():
             atomic_write_bytes(tmp / name, data)
-        if final.exists():
-            old = final.with_name(f"{_TRASH_PREFIX}{final.name}-{secrets.token_hex(4)}")
-            os.rename(final, old)
-        os.rename(tmp, final)
+        replace_folder(tmp, final)
     except BaseException:
-        if old is not None and old.exists() and not final.exists():
-            os.rename(old, final)  # the new folder did not land: put the previous one back
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    fsync_dir(final.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _read_bytes(path: Path, what: str) -> bytes:

@@ -54,7 +54,7 @@ import torch
 
 from fcnet._checks import check_int, is_number
 from fcnet._device import select_device
-from fcnet._io import atomic_write_text
+from fcnet._io import atomic_write_text, replace_folder
 from fcnet.callbacks import (
     Callback,
     DisableAugmentation,
@@ -532,19 +532,7 @@ def _load_data(data_root: Any) -> tuple[FashionMNIST, FashionMNIST]:
 
 def _move_run_files(staging: Path, out: Path) -> None:
     """Rename the run written in ``staging`` into ``out``: the model first, metrics last."""
-    model = out / "model"
-    old = None
-    if model.exists():
-        old = out / f".trash-model-{secrets.token_hex(4)}"
-        os.rename(model, old)
-    try:
-        os.rename(staging / "model", model)
-    except BaseException:
-        if old is not None and not model.exists():
-            os.rename(old, model)  # the new model did not land: the old one goes back
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_folder(staging / "model", out / "model")  # the old one back if this fails
     # What `fcnet export RUN` wrote beside the old model would not be the new one's.
     (out / MODEL_ONNX).unlink(missing_ok=True)
     files = [name for name in RUN_FILES if "/" not in name and name != "metrics.json"]

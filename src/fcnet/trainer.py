@@ -56,7 +56,7 @@ __all__ = ["LOSSES", "OPTIMIZERS", "PRECISIONS", "Trainer", "TrainerConfig"]
 STATE_VERSION = 2
 
 
-#: History notes on how a fit ended; a later fit starts without them.
+#: History notes of one fit (how it ended, what it dropped); a later fit starts without them.
 _FIT_NOTES = ("interrupted", "interrupted_at", "stop_reason", "stopped_epoch",
               "best_epoch", "restored_best_epoch", "dropped_tail")
 
